@@ -1,0 +1,33 @@
+// Byte buffers and their hex spelling (lowercase, as every document prints bytes).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hp {
+
+using Bytes = std::vector<std::uint8_t>;
+using ByteView = std::span<const std::uint8_t>;
+
+std::string to_hex(ByteView bytes);
+// nullopt on odd length or a non-hex character.
+std::optional<Bytes> from_hex(std::string_view hex);
+// "0x401136"
+std::string hex_addr(std::uint64_t addr);
+// Accepts "0x..." (or bare hex digits when allow_bare); nullopt otherwise.
+std::optional<std::uint64_t> parse_addr(std::string_view text, bool allow_bare = false);
+
+// Little-endian loads and stores on possibly unaligned bytes.
+std::uint16_t load_le16(const std::uint8_t* p);
+std::uint32_t load_le32(const std::uint8_t* p);
+std::uint64_t load_le64(const std::uint8_t* p);
+void store_le32(std::uint8_t* p, std::uint32_t v);
+void store_le64(std::uint8_t* p, std::uint64_t v);
+void append_le32(Bytes& out, std::uint32_t v);
+void append_le64(Bytes& out, std::uint64_t v);
+
+} // namespace hp

@@ -1,0 +1,36 @@
+/* A test victim: answers "compute N" requests, one per line, with compute(N).
+ * Holds a static function and a static counter that only .symtab names, and a
+ * compiler clone candidate, so packing has something real to resolve. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static long calls; /* non-exported data */
+
+__attribute__((noinline, noclone)) static long scale(long x) /* non-exported function */
+{
+    return x * 3;
+}
+
+__attribute__((noinline)) long compute(long x)
+{
+    calls++;
+    return x + 1;
+}
+
+__attribute__((noinline)) long other(long x)
+{
+    return x - 1;
+}
+
+int main(void)
+{
+    char line[128];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("ready %d\n", (int)scale(1));
+    while (fgets(line, sizeof line, stdin)) {
+        long n = strtol(line, NULL, 10);
+        printf("%ld %ld %ld\n", compute(n), other(n), calls);
+    }
+    return 0;
+}
