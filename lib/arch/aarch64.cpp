@@ -192,8 +192,9 @@ Decoded decode_system(std::uint32_t w) {
     }
     // msr (immediate) to PSTATE fields, cfinv, xaflag, axflag.
     if ((w & 0xfff8f01f) == 0xd500401f) return Decoded{Class::Other, 0, 0, "msr", {}};
-    // wfet, wfit
-    if ((w & 0xffffffc0) == 0xd5031000) return Decoded{Class::Other, 0, 0, "wfet", {}};
+    // wfet, wfit (bit 5)
+    if ((w & 0xffffffc0) == 0xd5031000)
+        return Decoded{Class::Other, 0, 0, field(w, 5, 5) ? "wfit" : "wfet", {}};
     // sys, sysl (dc, ic, tlbi, at ...): op0 = 01
     if ((w & 0xffd80000) == 0xd5080000)
         return Decoded{Class::Other, 0, 0, field(w, 21, 21) ? "sysl" : "sys", {}};

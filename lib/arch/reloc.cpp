@@ -66,8 +66,8 @@ std::string reloc_name(Arch a, std::uint32_t type) {
 std::string supported_relocs(Arch a) {
     std::string out;
     for (const Entry& e : table(a)) {
-        if (e.kind == RelocKind::Tls || e.kind == RelocKind::IRelative || e.kind == RelocKind::Copy ||
-            e.kind == RelocKind::Unsupported)
+        if (e.kind == RelocKind::Tls || e.kind == RelocKind::IRelative ||
+            e.kind == RelocKind::Copy || e.kind == RelocKind::Unsupported)
             continue;
         if (!out.empty()) out += ", ";
         out += e.name;

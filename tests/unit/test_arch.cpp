@@ -399,8 +399,9 @@ TEST_CASE("a64_decoder_classifies_branches_and_pc_relative_references") {
         {0x04a00000, 0, Class::Other, 0, 0, ""}, // add z0.s, z0.s, z0.s (SVE group)
         {0xa9bf7bfd, 0, Class::Other, 0, 0, ""}, // stp x29, x30, [sp, #-16]!
         // Branch/exception/system group, not recognised: could be a branch.
-        {0xf4010000, 0, Class::Unknown, 0, 0, ""}, // bits 31:24 = f4 (compare-and-branch space)
-        {0x5500001f, 0, Class::Unknown, 0, 0, ""}, // bits 31:24 = 55 (retaasppc space)
+        // bits 31:24 = f4 and 55: unallocated in ARMv8.0, where later versions add branches
+        {0xf4010000, 0, Class::Unknown, 0, 0, ""},
+        {0x5500001f, 0, Class::Unknown, 0, 0, ""},
         {0xd5233060, 0, Class::Unknown, 0, 0, ""}, // system space with op0 = 00, L = 1 (tstart)
         {0xd4000002 | 1u << 2, 0, Class::Unknown, 0, 0, ""}, // exception space, op2 != 0
         {0xd6ff03e0, 0, Class::Unknown, 0, 0, ""},           // branch (register), opc = 0111
@@ -530,8 +531,8 @@ TEST_CASE("a64_unknown_branch_group_encoding_is_refused") {
 }
 
 TEST_CASE("a64_branch_into_landing_pad_site_is_refused") {
-    // paciasp site is [0, 8): a branch to +4 lands on the `b` we write behind `bti c`'s
-    // slot, strictly inside the site.
+    // The paciasp site is [0, 8). A branch to +4 comes from the middle of the old function
+    // and would land on the `b` written after `bti c`: strictly inside the site.
     const std::uint32_t branches[] = {
         0x54ffffc1, // +12: b.ne  +4
         0xb4ffffc0, // +12: cbz x0, +4
