@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <map>
 #include <memory>
+#include <pwd.h>
 #include <set>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -234,8 +235,9 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
     m.arch = *parch;
     char host[256] = "";
     ::gethostname(host, sizeof host - 1);
-    const char* user = std::getenv("USER");
-    m.creator = fmt::format("hp-pack {} ({}@{})", doc::version(), user ? user : std::to_string(::getuid()), host);
+    std::string user = std::to_string(::getuid());
+    if (const passwd* pw = ::getpwuid(::getuid())) user = pw->pw_name;
+    m.creator = fmt::format("hp-pack {} ({}@{})", doc::version(), user, host);
     m.created = doc::now_rfc3339();
 
     std::vector<std::unique_ptr<TargetFile>> files;
@@ -372,6 +374,19 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
                                                   "exporting: ambiguous",
                                                   req.payload_path, u.name, files[candidates[0].first]->path(),
                                                   files[candidates[1].first]->path()));
+        if (candidates.empty() && !u.weak && u.version.empty()) {
+            // Unversioned (no library the patch was linked against defines it) and neither
+            // defined nor imported by any target: likely a static the compiler inlined away.
+            bool known = false;
+            for (auto& tf : files)
+                for (auto [tab, src] : tf->tables(true))
+                    for (const Symbol& s : *tab)
+                        if (s.name == u.name) known = true;
+            if (!known)
+                warning(fmt::format("{}: the payload needs '{}', which no target defines or imports; the process "
+                                    "must provide it from another library (was a static function inlined?)",
+                                    req.payload_path, u.name));
+        }
         if (candidates.size() == 1) {
             auto [idx, sym] = candidates[0];
             if (sym->type == STT_TLS)
