@@ -51,7 +51,7 @@ struct SitePlan {
 // the caller knows follows it up to the next symbol or section end (padding candidates);
 // `func_size` is the function's size (<= code.size()); `func_addr` its virtual address
 // (for messages and branch targets).
-// Refuses (throws hp::Error, ErrorCode::BadPackage... see below) when:
+// Refuses (throws hp::Error, ErrorCode::Unsupported) when:
 //  - the function with its trailing padding (x86-64: int3 0xcc or nop; ARM64: nop
 //    d503201f or udf #0 words) cannot hold the near branch;
 //  - an instruction inside the site cannot be decoded (x86-64: Zydis fails; ARM64: our own
@@ -59,8 +59,11 @@ struct SitePlan {
 //  - a branch inside the function (any relative jump/call/cbz/tbz/b.cond ... decoded
 //    linearly over [0, func_size)) targets a byte strictly inside the site, i.e. in
 //    (site_start, site_start + near_length).
-// The error code is ErrorCode::Unsupported; the message names the address and reason, the
-// caller prefixes file and symbol.
+//  - a pc-relative data access in the function overlaps the site (it would read the
+//    patched bytes), or an address computed pc-relatively (lea [rip+..], adr) points strictly
+//    inside the site (it may feed an indirect jump);
+//  - the function is empty or (ARM64) misaligned. func_size > code.size() is BadInput.
+// The message names the address and reason; the caller prefixes file and symbol.
 SitePlan plan_site(Arch a, ByteView code, std::uint64_t func_size, std::uint64_t func_addr);
 
 // The bytes to write at the site (function address + plan.offset) so that execution goes

@@ -20,8 +20,42 @@ bool add_overflows(std::uint64_t a, std::uint64_t b) { return a + b < a; }
 
 } // namespace
 
+std::string printable(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        auto at = [&](std::size_t k) -> unsigned { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+        // Length of a well-formed UTF-8 sequence starting at i (RFC 3629: no overlong
+        // forms, no surrogates, nothing above U+10FFFF), 0 if there is none. C0/C1
+        // controls and DEL are not passed through either.
+        std::size_t n = 0;
+        if (c >= 0x20 && c < 0x7f)
+            n = 1;
+        else if (c >= 0xc2 && c <= 0xdf)
+            n = at(1) >= (c == 0xc2 ? 0xa0 : 0x80) && at(1) <= 0xbf ? 2 : 0;
+        else if (c >= 0xe0 && c <= 0xef) {
+            unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+            n = at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 ? 3 : 0;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+            n = at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 && (at(3) & 0xc0) == 0x80 ? 4 : 0;
+        }
+        if (n == 0) {
+            out += fmt::format("\\x{:02x}", c);
+            ++i;
+        } else {
+            out.append(s.substr(i, n));
+            i += n;
+        }
+    }
+    return out;
+}
+
 void ElfFile::bad(const std::string& what) const {
-    throw Error(bad_code_, fmt::format("{}: malformed ELF: {}", name_, what));
+    // Messages quote names from the file: printable() keeps them safe to print and to put
+    // in a JSON document (nlohmann::json refuses to serialise invalid UTF-8).
+    throw Error(bad_code_, printable(fmt::format("{}: malformed ELF: {}", name_, what)));
 }
 
 ByteView ElfFile::slice(std::uint64_t off, std::uint64_t size, const char* what) const {

@@ -142,6 +142,11 @@ class ElfFile {
     std::vector<Reloc> relocs_;
 };
 
+// ELF strings (section, symbol, version and DT_NEEDED names) are arbitrary bytes. This
+// spelling of one is safe in a message, on a terminal and in a JSON document: valid UTF-8
+// without control characters; any other byte is written as \xNN.
+std::string printable(std::string_view s);
+
 // Address ranges [begin, end) covered by the FDEs of .eh_frame (function bounds for
 // stripped binaries). Malformed entries end the walk; what was read before is returned.
 struct Range {

@@ -74,8 +74,10 @@ void describe(const Package& p, const std::string& path, ByteView file, bool dis
         }
         und.push_back(std::move(uj));
     }
+    json needed = json::array();
+    for (const std::string& n : e.needed()) needed.push_back(elf::printable(n)); // arbitrary bytes
     doc["payload"] = {{"size", p.payload.size()}, {"sha256", m.payload_sha256}, {"segments", segs},
-                      {"needed", e.needed()}, {"undefined", und}};
+                      {"needed", needed}, {"undefined", und}};
 
     json fns = json::array();
     for (const Target& t : m.targets)

@@ -12,7 +12,7 @@ using namespace hp::elf;
 namespace {
 
 [[noreturn]] void refuse(const ElfFile& f, const std::string& what) {
-    throw Error(ErrorCode::Unsupported, fmt::format("{}: {}", f.name(), what));
+    throw Error(ErrorCode::Unsupported, printable(fmt::format("{}: {}", f.name(), what)));
 }
 
 // Names reserved to the toolchain (crt files, the linker): their objects exist in every
@@ -165,7 +165,7 @@ std::vector<const Symbol*> payload_data_objects(const ElfFile& f) {
 void check_payload_against_manifest(ByteView payload, const Manifest& m) {
     ElfFile f = ElfFile::parse(Bytes(payload.begin(), payload.end()), "payload", ErrorCode::BadPackage);
     check_payload(f, m.arch);
-    auto bad = [](const std::string& what) { throw Error(ErrorCode::BadPackage, what); };
+    auto bad = [](const std::string& what) { throw Error(ErrorCode::BadPackage, printable(what)); };
     for (std::size_t t = 0; t < m.targets.size(); ++t)
         for (std::size_t i = 0; i < m.targets[t].functions.size(); ++i) {
             const Function& fn = m.targets[t].functions[i];

@@ -52,3 +52,48 @@ error_is() {
 # Compilers: native x86-64 and the Debian aarch64 cross compiler.
 cc_x86() { gcc -O2 "$@"; }
 cc_arm64() { aarch64-linux-gnu-gcc -O2 "$@"; }
+
+# start_victim NAME CMD...: runs CMD with its stdin and stdout on fifos; sets VPID, VIN
+# (write requests), VOUT (read answers); waits for its "ready" line (10 s watchdog).
+start_victim() {
+    local name=$1
+    shift
+    mkfifo "$T/$name.in" "$T/$name.out"
+    "$@" <"$T/$name.in" >"$T/$name.out" 2>"$T/$name.err" &
+    VPID=$!
+    HP_PIDS+=("$VPID")
+    exec {VIN}>"$T/$name.in"
+    exec {VOUT}<"$T/$name.out"
+    read -t 10 -r REPLY <&"$VOUT" || fail "victim $name did not start"
+    case "$REPLY" in ready*) ;; *) fail "victim $name said '$REPLY' instead of ready" ;; esac
+}
+# ask LINE: send one request, read one answer into REPLY (10 s watchdog).
+ask() {
+    echo "$1" >&"$VIN"
+    read -t 10 -r REPLY <&"$VOUT" || fail "victim did not answer '$1'"
+}
+# expect_answer REQUEST WANT
+expect_answer() {
+    ask "$1"
+    CHECKS=$((CHECKS + 1))
+    [ "$REPLY" = "$2" ] || fail "victim answered '$REPLY' to '$1', expected '$2'"
+}
+# Every executable mapping of a process, bytes included, as one hash per mapping.
+exec_snapshot() {
+    python3 - "$1" <<'PY'
+import sys, hashlib
+pid = sys.argv[1]
+mem = open(f"/proc/{pid}/mem", "rb", 0)
+for line in open(f"/proc/{pid}/maps"):
+    f = line.split()
+    lo, hi = (int(x, 16) for x in f[0].split("-"))
+    if "x" not in f[1] or (len(f) > 5 and f[5] in ("[vsyscall]",)):
+        continue
+    mem.seek(lo)
+    try:
+        data = mem.read(hi - lo)
+    except OSError:
+        continue
+    print(f[0], f[1], f[5] if len(f) > 5 else "", hashlib.sha256(data).hexdigest())
+PY
+}

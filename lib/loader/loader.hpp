@@ -1,0 +1,72 @@
+// The payload loader: lays out the patch .so at a chosen address, resolves its symbols
+// against the process (DESIGN §6 order), applies its relocations. Nothing from the payload
+// runs in the tool; the result is bytes to write into the target.
+#pragma once
+
+#include "elf/elf_file.hpp"
+#include "package/manifest.hpp"
+#include "proc/process.hpp"
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace hp::loader {
+
+// One loadable piece of the payload image, at its final address.
+struct Piece {
+    std::uint64_t addr = 0;  // page aligned
+    Bytes bytes;             // size is a multiple of the page size (memsz rounded up)
+    bool exec = false, write = false;
+};
+
+struct Image {
+    std::uint64_t base = 0;  // runtime address of payload vaddr 0
+    std::uint64_t size = 0;  // span of all pieces, page aligned
+    std::vector<Piece> pieces;
+};
+
+// Span (page aligned) the payload's PT_LOAD segments need.
+std::uint64_t image_size(const elf::ElfFile& payload);
+
+// Resolves one undefined symbol of the payload to a runtime address; throws
+// Error(NotEligible) naming the symbol when the process cannot provide it (a weak one
+// may resolve to 0).
+using Resolver = std::function<std::uint64_t(const package::Undefined& sym)>;
+
+// Lays the payload out at `base` and applies every relocation (pure: no process access).
+// Symbols the payload defines bind to the payload. Throws Error(Unsupported) on a
+// relocation the loader does not apply.
+Image link(const elf::ElfFile& payload, arch::Arch a, std::uint64_t base, const Resolver& resolve);
+
+// The process's view for symbol resolution: modules in load order (executable first,
+// then the link_map order of the dynamic loader, read from the target's r_debug; /proc
+// maps order as a fallback), their dynamic symbols read through map_files on demand.
+class SymbolScope {
+  public:
+    SymbolScope(const proc::Memory& mem, std::vector<proc::Module> modules);
+    ~SymbolScope();
+    SymbolScope(const SymbolScope&) = delete;
+    SymbolScope& operator=(const SymbolScope&) = delete;
+
+    // DESIGN §6: the pack-time offsets of non-exported target symbols (provider
+    // "target:N" -> `targets[N]` module bias + address), then the target module's dynamic
+    // symbols, then the global scope in load order; versions honoured; an IFUNC resolves
+    // to the implementation the process already uses (from a GOT slot the process has
+    // resolved, or libc's own IRELATIVE slots), never to the resolver.
+    // `target_modules[i]` is the process module matched to manifest targets[i].
+    std::uint64_t resolve(const package::Undefined& sym, const package::Manifest& m,
+                          const std::vector<const proc::Module*>& target_modules);
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// A free address range of `size` bytes whose every byte is within near-branch reach of
+// every address in [near_lo, near_hi) (so sites there can jump to code placed in it),
+// page aligned, not overlapping any mapping, with a guard gap; 0 when none exists.
+std::uint64_t find_free_near(const std::vector<proc::Mapping>& maps, arch::Arch a,
+                             std::uint64_t near_lo, std::uint64_t near_hi, std::uint64_t size);
+
+} // namespace hp::loader

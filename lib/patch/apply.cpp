@@ -1,0 +1,573 @@
+#include "patch/apply.hpp"
+
+#include "arch/syscalls.hpp"
+#include "doc/document.hpp"
+#include "loader/loader.hpp"
+#include "patch/lock.hpp"
+#include "ptrace/tracer.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+#include <sys/mman.h>
+#include <thread>
+#include <unistd.h>
+
+namespace hp::patch {
+
+using Clock = std::chrono::steady_clock;
+using package::Function;
+using package::Manifest;
+
+namespace {
+
+constexpr long kMapFixedNoReplace = 0x100000; // MAP_FIXED_NOREPLACE (Linux 4.17); checked below
+constexpr long kMfdCloexec = 1;
+
+std::uint64_t us_since(Clock::time_point t) {
+    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+}
+
+std::uint64_t page_size() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
+std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+std::string label(const SiteRecord& s) {
+    return s.function.empty() ? hex_addr(s.function_address) : "'" + s.function + "'";
+}
+
+// Remote system calls through one borrowed thread; a negative result in the errno range
+// is an error named by the call.
+class Remote {
+  public:
+    Remote(ptrace::Tracer& t, std::uint64_t insn, arch::Arch a, Clock::time_point deadline)
+        : t_(t), insn_(insn), nr_(arch::syscalls(a)), deadline_(deadline) {}
+    const arch::SyscallNumbers& nr() const { return nr_; }
+    std::uint64_t call(const char* what, long nr, std::array<std::uint64_t, 6> args) {
+        std::int64_t r = t_.remote_syscall(0, insn_, nr, args, deadline_);
+        if (r < 0 && r > -4096)
+            throw Error(ErrorCode::NotEligible, fmt::format("{} in process {} failed: {}", what, t_.pid(),
+                                                            std::strerror(static_cast<int>(-r))));
+        return static_cast<std::uint64_t>(r);
+    }
+
+  private:
+    ptrace::Tracer& t_;
+    std::uint64_t insn_;
+    const arch::SyscallNumbers& nr_;
+    Clock::time_point deadline_;
+};
+
+// What was mapped in the target during prepare, undone in reverse unless committed.
+class RemoteMappings {
+  public:
+    explicit RemoteMappings(Remote& r) : r_(r) {}
+    ~RemoteMappings() {
+        if (committed_) return;
+        for (auto it = ranges_.rbegin(); it != ranges_.rend(); ++it) {
+            try {
+                r_.call("munmap", r_.nr().munmap, {it->start, it->end - it->start, 0, 0, 0, 0});
+            } catch (...) {
+            }
+        }
+    }
+    void add(std::uint64_t start, std::uint64_t len) { ranges_.push_back({start, start + len}); }
+    void commit() { committed_ = true; }
+
+  private:
+    Remote& r_;
+    std::vector<MappingRange> ranges_;
+    bool committed_ = false;
+};
+
+struct PlannedSite {
+    SiteRecord rec;
+    const Function* fn = nullptr;
+    std::size_t target = 0;
+    const Record* superseded = nullptr;
+};
+
+// Waits with a growing pause between stop-the-world attempts, never past the deadline.
+void back_off(unsigned attempt, Clock::time_point deadline) {
+    auto pause = std::chrono::microseconds(std::min<unsigned>(50'000, 500u << std::min(attempt, 7u)));
+    auto now = Clock::now();
+    if (now + pause > deadline) pause = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+}
+
+// The thread (and site) whose instruction pointer lies inside a site, if any.
+std::optional<std::string> thread_in_sites(const ptrace::Tracer& t, const std::vector<SiteRecord>& sites) {
+    for (const auto& th : t.threads()) {
+        std::uint64_t ip = th.regs.ip();
+        for (const auto& s : sites)
+            if (ip >= s.address && ip < s.address + s.patched.size())
+                return fmt::format("thread {} is executing inside the site of {} (ip {})", th.tid, label(s), hex_addr(ip));
+    }
+    return std::nullopt;
+}
+
+// Stops the world until no thread is inside `sites`, retrying until the deadline. On
+// return every thread is stopped. Throws Unsafe naming the thread and function.
+Clock::time_point stop_safely(ptrace::Tracer& t, const std::vector<SiteRecord>& sites, Clock::time_point deadline,
+                              unsigned& attempts) {
+    for (;;) {
+        ++attempts;
+        Clock::time_point first = t.stop_all(deadline);
+        auto busy = thread_in_sites(t, sites);
+        if (!busy) return first;
+        t.resume_all();
+        if (Clock::now() >= deadline)
+            throw Error(ErrorCode::Unsafe, fmt::format("{}; gave up after {} attempts (--timeout); nothing was changed",
+                                                       *busy, attempts));
+        back_off(attempts, deadline);
+    }
+}
+
+void check_signature_policy(const package::Package& pkg, const ApplyOptions& opt) {
+    if (opt.allow_unsigned) return;
+    if (!pkg.signature)
+        throw Error(ErrorCode::Untrusted, "the package is unsigned; pass --allow-unsigned to apply it anyway");
+    auto trusted = package::load_trusted_keys(opt.keys_dir.empty() ? package::trusted_keys_dir() : opt.keys_dir);
+    if (!package::is_trusted(*pkg.signature, trusted))
+        throw Error(ErrorCode::Untrusted,
+                    fmt::format("the package is signed by key {}, which is not in the trusted keys ({}); pass "
+                                "--allow-unsigned to apply it anyway",
+                                pkg.signature->key_id,
+                                opt.keys_dir.empty() ? package::trusted_keys_dir() : opt.keys_dir));
+}
+
+} // namespace
+
+Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
+    const Manifest& m = pkg.manifest;
+    Outcome out;
+    auto t0 = Clock::now();
+    auto deadline = t0 + opt.timeout;
+    if (m.arch != arch::host())
+        throw Error(ErrorCode::Unsupported, fmt::format("the package is for {}, this host is {}", arch::name(m.arch),
+                                                        arch::name(arch::host())));
+    check_signature_policy(pkg, opt);
+
+    // ---- plan: no contact with the target beyond reading /proc ----
+    proc::Instance inst = proc::instance(opt.pid);
+    if (opt.expected && !(*opt.expected == inst))
+        throw Error(ErrorCode::CheckFailed,
+                    fmt::format("process {} is not the instance that was checked (start time {} now, {} when checked)",
+                                opt.pid, inst.start_time, opt.expected->start_time));
+    InstanceLock lock(inst);
+    auto maps = proc::read_maps(opt.pid);
+    proc::Memory mem(opt.pid, /*writable=*/true);
+    auto mods = proc::modules(opt.pid, maps);
+    auto records = find_records(mem, maps);
+    for (const Record& r : records) {
+        if (r.id != m.id) continue;
+        if (r.state == State::Applied)
+            throw Error(ErrorCode::AlreadyApplied, fmt::format("patch '{}' is already applied to process {}", m.id, opt.pid));
+        if (r.state == State::Preparing)
+            throw Error(ErrorCode::Busy, fmt::format("an earlier apply of '{}' to process {} did not finish; run "
+                                                     "hp-apply -p {} --revert {} first",
+                                                     m.id, opt.pid, opt.pid, m.id));
+        throw Error(ErrorCode::AlreadyApplied,
+                    fmt::format("patch '{}' was reverted but its code is still mapped in process {} (a thread was "
+                                "using it); it cannot be applied again under the same id",
+                                m.id, opt.pid));
+    }
+
+    std::vector<const proc::Module*> target_mods;
+    for (const package::Target& t : m.targets) {
+        const proc::Module* found = nullptr;
+        for (const proc::Module& mod : mods)
+            if (mod.build_id == t.build_id) found = &mod;
+        if (found == nullptr) {
+            std::string loaded;
+            for (const proc::Module& mod : mods) {
+                auto slash = mod.path.rfind('/');
+                std::string base = slash == std::string::npos ? mod.path : mod.path.substr(slash + 1);
+                if (base == t.module || mod.path == t.module)
+                    loaded = fmt::format("; the loaded {} has build-id {}", mod.path, mod.build_id.empty() ? "(none)" : mod.build_id);
+            }
+            throw Error(ErrorCode::BuildIdMismatch,
+                        fmt::format("module '{}' (build-id {}) of '{}' is not loaded in process {}{}; nothing was changed",
+                                    t.module, t.build_id, t.functions.empty() ? "" : t.functions[0].symbol, opt.pid, loaded));
+        }
+        target_mods.push_back(found);
+    }
+
+    std::vector<PlannedSite> planned;
+    for (std::size_t ti = 0; ti < m.targets.size(); ++ti) {
+        const package::Target& t = m.targets[ti];
+        for (const Function& f : t.functions) {
+            PlannedSite ps;
+            ps.fn = &f;
+            ps.target = ti;
+            ps.rec.module = t.module;
+            ps.rec.build_id = t.build_id;
+            ps.rec.function = f.symbol;
+            ps.rec.function_address = target_mods[ti]->bias + f.address;
+            ps.rec.address = ps.rec.function_address + f.site.offset;
+            Bytes cur = mem.read(ps.rec.address, f.site.expected.size());
+            if (cur != f.site.expected) {
+                // Another applied patch may own this site: then we lie on top of it.
+                for (const Record& r : records) {
+                    if (r.state != State::Applied) continue;
+                    for (const SiteRecord& s : r.sites) {
+                        std::size_t n = s.patched.size();
+                        if (s.address == ps.rec.address && n <= cur.size() &&
+                            std::equal(s.patched.begin(), s.patched.end(), cur.begin()) &&
+                            std::equal(s.original.begin(), s.original.end(), f.site.expected.begin()))
+                            ps.superseded = &r;
+                    }
+                }
+                if (ps.superseded == nullptr)
+                    throw Error(ErrorCode::SiteMismatch,
+                                fmt::format("the site of {} in {} at {} holds {}, the package expects {}; nothing was "
+                                            "changed",
+                                            label(ps.rec), t.module, hex_addr(ps.rec.address), to_hex(cur),
+                                            to_hex(f.site.expected)));
+                ps.rec.supersedes = ps.superseded->id;
+                out.superseded.push_back(ps.superseded->id);
+            }
+            ps.rec.original = std::move(cur); // trimmed to the patched length below
+            planned.push_back(std::move(ps));
+        }
+    }
+
+    elf::ElfFile payload = elf::ElfFile::parse(pkg.payload, "payload", ErrorCode::BadPackage);
+    const std::uint64_t page = page_size();
+    std::uint64_t image = loader::image_size(payload);
+    Record rec;
+    rec.id = m.id;
+    rec.package_sha256 = package_sha256;
+    rec.tool_version = std::string(doc::version());
+    rec.time = doc::now_rfc3339();
+    rec.instance = inst;
+    rec.sites.reserve(planned.size());
+    for (const auto& ps : planned) {
+        SiteRecord s = ps.rec;
+        s.patched.assign(s.original.size(), 0);
+        rec.sites.push_back(s);
+    }
+    // Reserve room for the record to be rewritten later (a revert of a patch below this
+    // one updates this record's original bytes).
+    rec.capacity = round_up(2 * serialize(rec).size() + 4096, page);
+    std::uint64_t total = rec.capacity + image;
+
+    // The payload goes within near-branch reach of the first target module; other modules
+    // out of reach get a thunk page of far jumps near them.
+    const proc::Module& primary = *target_mods[0];
+    std::uint64_t base = loader::find_free_near(maps, m.arch, primary.start, primary.end, total);
+    if (base == 0)
+        throw Error(ErrorCode::NotEligible, fmt::format("no free address range of {} bytes within branch reach of {} "
+                                                        "in process {}",
+                                                        total, primary.path, opt.pid));
+    rec.payload_base = base + rec.capacity;
+    rec.mappings.push_back({base, base + total});
+    auto planned_maps = maps;
+    planned_maps.push_back({base, base + total, 0, "r-xp", "", 0, "(planned)"});
+    std::sort(planned_maps.begin(), planned_maps.end(), [](auto& a, auto& b) { return a.start < b.start; });
+
+    struct Thunk {
+        std::uint64_t addr = 0;
+        Bytes bytes;
+        std::uint64_t file_offset = 0;
+    };
+    std::vector<Thunk> thunks;
+    std::vector<std::uint64_t> dest(planned.size());
+    for (std::size_t i = 0; i < planned.size(); ++i) dest[i] = rec.payload_base + planned[i].fn->replacement_address;
+    for (std::size_t ti = 1; ti < target_mods.size(); ++ti) {
+        const proc::Module& mod = *target_mods[ti];
+        bool reach = true;
+        for (std::size_t i = 0; i < planned.size(); ++i)
+            if (planned[i].target == ti && !arch::near_reachable(m.arch, planned[i].rec.address, dest[i])) reach = false;
+        if (reach) continue;
+        std::uint64_t addr = loader::find_free_near(planned_maps, m.arch, mod.start, mod.end, page);
+        if (addr == 0)
+            throw Error(ErrorCode::NotEligible,
+                        fmt::format("no free page within branch reach of {} in process {}", mod.path, opt.pid));
+        Thunk th;
+        th.addr = addr;
+        th.file_offset = total + page * thunks.size();
+        for (std::size_t i = 0; i < planned.size(); ++i) {
+            if (planned[i].target != ti) continue;
+            std::uint64_t entry = addr + th.bytes.size();
+            Bytes jump = arch::encode_far_jump(m.arch, dest[i]);
+            th.bytes.insert(th.bytes.end(), jump.begin(), jump.end());
+            th.bytes.resize(round_up(th.bytes.size(), 16), 0);
+            dest[i] = entry;
+        }
+        if (th.bytes.size() > page)
+            throw Error(ErrorCode::Unsupported, fmt::format("too many functions in {} for one thunk page", mod.path));
+        rec.mappings.push_back({addr, addr + page});
+        planned_maps.push_back({addr, addr + page, 0, "r-xp", "", 0, "(planned)"});
+        std::sort(planned_maps.begin(), planned_maps.end(), [](auto& a, auto& b) { return a.start < b.start; });
+        thunks.push_back(std::move(th));
+    }
+
+    loader::SymbolScope scope(mem, mods);
+    auto resolve = [&](const package::Undefined& u) -> std::uint64_t {
+        for (const package::Undefined& mu : m.undefined)
+            if (mu.name == u.name) return scope.resolve(mu, m, target_mods);
+        return scope.resolve(u, m, target_mods);
+    };
+    loader::Image img = loader::link(payload, m.arch, rec.payload_base, resolve);
+
+    for (std::size_t i = 0; i < planned.size(); ++i) {
+        const Function& f = *planned[i].fn;
+        arch::SitePlan sp;
+        sp.offset = f.site.offset;
+        sp.landing_pad = f.site.landing_pad;
+        sp.near_length = f.site.length;
+        sp.far_length = f.site.far_length;
+        SiteRecord& s = rec.sites[i];
+        s.replacement = rec.payload_base + f.replacement_address;
+        s.patched = arch::encode_site(m.arch, sp, s.address, dest[i]);
+        s.original.resize(s.patched.size());
+        if (planned[i].superseded) {
+            // Lying on top of another patch: our saved bytes are its bytes, whole.
+            for (const SiteRecord& o : planned[i].superseded->sites)
+                if (o.address == s.address && o.patched.size() != s.patched.size())
+                    throw Error(ErrorCode::Unsupported,
+                                fmt::format("{} is patched by '{}' with a {}-byte site, this package needs {} bytes",
+                                            label(s), planned[i].superseded->id, o.patched.size(), s.patched.size()));
+        }
+    }
+    out.timings.plan_us = us_since(t0);
+    if (opt.dry_run) {
+        out.record = std::move(rec);
+        out.timings.total_us = us_since(t0);
+        return out;
+    }
+
+    // ---- prepare: one borrowed thread, the others keep running ----
+    auto tp = Clock::now();
+    ptrace::Tracer tracer(opt.pid, deadline);
+    fault_point("attached");
+    Remote remote(tracer, ptrace::find_syscall_insn(mem, maps, m.arch), m.arch, deadline);
+    const auto& nr = remote.nr();
+    RemoteMappings mapped(remote);
+    std::uint64_t scratch = remote.call("mmap (scratch)", nr.mmap,
+                                        {0, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                         static_cast<std::uint64_t>(-1), 0});
+    mapped.add(scratch, page);
+    std::string name = mapping_name(m.id);
+    Bytes name_bytes(name.begin(), name.end());
+    name_bytes.push_back(0);
+    mem.write(scratch, name_bytes);
+    fault_point("borrowed");
+    std::uint64_t fd = remote.call("memfd_create", nr.memfd_create, {scratch, kMfdCloexec, 0, 0, 0, 0});
+    struct FdCloser {
+        Remote& r;
+        std::uint64_t fd;
+        ~FdCloser() {
+            try {
+                r.call("close", r.nr().close, {fd, 0, 0, 0, 0, 0});
+            } catch (...) {
+            }
+        }
+    } closer{remote, fd};
+    remote.call("ftruncate", nr.ftruncate, {fd, total + page * thunks.size(), 0, 0, 0, 0});
+    std::uint64_t got = remote.call("mmap", nr.mmap,
+                                    {base, total, PROT_READ, static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace),
+                                     fd, 0});
+    mapped.add(got, total);
+    if (got != base)
+        throw Error(ErrorCode::NotEligible, fmt::format("process {}: the kernel placed the patch at {} instead of {} "
+                                                        "(no MAP_FIXED_NOREPLACE?)",
+                                                        opt.pid, hex_addr(got), hex_addr(base)));
+    // Each payload piece gets its final protection at once: code is never writable.
+    for (const loader::Piece& p : img.pieces) {
+        std::uint64_t prot = PROT_READ | (p.exec ? PROT_EXEC : 0) | (p.write ? PROT_WRITE : 0);
+        remote.call("mmap (payload)", nr.mmap,
+                    {p.addr, p.bytes.size(), prot, MAP_PRIVATE | MAP_FIXED, fd, rec.capacity + (p.addr - rec.payload_base)});
+    }
+    for (const Thunk& th : thunks) {
+        std::uint64_t a = remote.call("mmap (thunks)", nr.mmap,
+                                      {th.addr, page, PROT_READ | PROT_EXEC,
+                                       static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace), fd, th.file_offset});
+        mapped.add(a, page);
+        if (a != th.addr) throw Error(ErrorCode::NotEligible, "the kernel placed the thunk page elsewhere");
+    }
+    for (const loader::Piece& p : img.pieces) mem.write(p.addr, p.bytes);
+    for (const Thunk& th : thunks) mem.write(th.addr, th.bytes);
+    rec.state = State::Preparing;
+    Bytes rb = serialize(rec);
+    if (rb.size() > rec.capacity) throw Error(ErrorCode::Internal, "the record outgrew its reservation");
+    mem.write(base, rb);
+    fault_point("prepared");
+    out.timings.prepare_us = us_since(tp);
+
+    // ---- switch: every thread stopped, no thread inside a site ----
+    auto ts = Clock::now();
+    Clock::time_point first = stop_safely(tracer, rec.sites, deadline, out.timings.attempts);
+    std::size_t written = 0;
+    try {
+        for (const SiteRecord& s : rec.sites) {
+            mem.write(s.address, s.patched);
+            ++written;
+            if (written == 1) fault_point("first-site");
+        }
+        Bytes state(4);
+        store_le32(state.data(), static_cast<std::uint32_t>(State::Applied));
+        mem.write(base + kStateOffset, state);
+    } catch (...) {
+        // Undo in reverse; the record stays "preparing" until the mapping goes.
+        for (std::size_t i = written; i-- > 0;) {
+            try {
+                mem.write(rec.sites[i].address, rec.sites[i].original);
+            } catch (...) {
+            }
+        }
+        tracer.resume_all();
+        throw;
+    }
+    Clock::time_point last = tracer.resume_all();
+    fault_point("applied");
+    mapped.commit();
+    rec.state = State::Applied;
+    rec.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
+    Bytes fz(8);
+    store_le64(fz.data(), rec.freeze_us);
+    mem.write(base + kFreezeOffset, fz);
+    out.timings.switch_us = us_since(ts);
+    out.timings.freeze_us = rec.freeze_us;
+    out.timings.total_us = us_since(t0);
+    out.record = std::move(rec);
+    return out;
+}
+
+namespace {
+
+// Conservative: any word on any thread's stack (from its stack pointer to the end of the
+// mapping holding it) or any instruction pointer inside the ranges keeps them mapped.
+std::optional<std::string> in_use(const ptrace::Tracer& t, const proc::Memory& mem,
+                                  const std::vector<proc::Mapping>& maps, const std::vector<MappingRange>& ranges) {
+    auto inside = [&](std::uint64_t v) {
+        for (const auto& r : ranges)
+            if (v >= r.start && v < r.end) return true;
+        return false;
+    };
+    for (const auto& th : t.threads()) {
+        if (inside(th.regs.ip())) return fmt::format("thread {} is executing in it (ip {})", th.tid, hex_addr(th.regs.ip()));
+        if (inside(th.regs.lr())) return fmt::format("thread {} will return into it (lr)", th.tid);
+        std::uint64_t sp = th.regs.sp();
+        for (const auto& mp : maps) {
+            if (sp < mp.start || sp >= mp.end) continue;
+            std::uint64_t end = std::min(mp.end, sp + (std::uint64_t{8} << 20));
+            Bytes stack;
+            std::uint64_t from = sp & ~std::uint64_t{7};
+            stack.resize(end - from);
+            if (!mem.read_fallible(from, stack.data(), stack.size())) break;
+            for (std::size_t i = 0; i + 8 <= stack.size(); i += 8)
+                if (inside(load_le64(stack.data() + i)))
+                    return fmt::format("thread {} has a return address into it on its stack at {}", th.tid,
+                                       hex_addr(from + i));
+            break;
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout) {
+    Outcome out;
+    auto t0 = Clock::now();
+    auto deadline = t0 + timeout;
+    proc::Instance inst = proc::instance(pid);
+    InstanceLock lock(inst);
+    auto maps = proc::read_maps(pid);
+    proc::Memory mem(pid, true);
+    auto records = find_records(mem, maps);
+    Record* rec = nullptr;
+    for (Record& r : records)
+        if (r.id == id) rec = &r;
+    if (rec == nullptr || rec->state == State::Reverted)
+        throw Error(ErrorCode::NotApplied, fmt::format("patch '{}' is not applied to process {}", id, pid));
+
+    // For each site: restore it, or (when a later patch lies on top) hand our original
+    // bytes to that patch's record so its revert restores them.
+    std::vector<SiteRecord> restore;
+    std::vector<Record*> updated;
+    for (const SiteRecord& s : rec->sites) {
+        Bytes cur = mem.read(s.address, s.patched.size());
+        if (rec->state == State::Preparing) {
+            // An apply that died: only sites it already wrote need restoring.
+            if (cur == s.patched) restore.push_back(s);
+            continue;
+        }
+        if (cur == s.patched) {
+            restore.push_back(s);
+            continue;
+        }
+        Record* above = nullptr;
+        for (Record& r : records) {
+            if (&r == rec || r.state != State::Applied) continue;
+            for (SiteRecord& o : r.sites)
+                if (o.address == s.address && o.original == s.patched) {
+                    o.original = s.original;
+                    o.supersedes = s.supersedes;
+                    above = &r;
+                }
+        }
+        if (above == nullptr)
+            throw Error(ErrorCode::SiteMismatch,
+                        fmt::format("the site of {} at {} holds {}, neither this patch's bytes {} nor a later patch's; "
+                                    "nothing was changed",
+                                    label(s), hex_addr(s.address), to_hex(cur), to_hex(s.patched)));
+        if (std::find(updated.begin(), updated.end(), above) == updated.end()) updated.push_back(above);
+    }
+    std::vector<std::pair<std::uint64_t, Bytes>> rewrites;
+    for (Record* r : updated) {
+        Bytes b = serialize(*r);
+        std::uint64_t cap = r->payload_base - r->address;
+        if (b.size() > cap)
+            throw Error(ErrorCode::Internal, fmt::format("the record of '{}' has no room to take over a site", r->id));
+        rewrites.emplace_back(r->address, std::move(b));
+    }
+
+    ptrace::Tracer tracer(pid, deadline);
+    auto ts = Clock::now();
+    Clock::time_point first = stop_safely(tracer, restore, deadline, out.timings.attempts);
+    std::size_t written = 0;
+    try {
+        for (const auto& [addr, bytes] : rewrites) mem.write(addr, bytes);
+        for (const SiteRecord& s : restore) {
+            mem.write(s.address, s.original);
+            ++written;
+        }
+        Bytes state(4);
+        store_le32(state.data(), static_cast<std::uint32_t>(State::Reverted));
+        mem.write(rec->address + kStateOffset, state);
+    } catch (...) {
+        for (std::size_t i = written; i-- > 0;) {
+            try {
+                mem.write(restore[i].address, restore[i].patched);
+            } catch (...) {
+            }
+        }
+        tracer.resume_all();
+        throw;
+    }
+    rec->state = State::Reverted;
+    auto busy = in_use(tracer, mem, maps, rec->mappings);
+    if (!busy) {
+        auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
+        for (const auto& r : rec->mappings) {
+            std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
+                                                    {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
+            if (rc < 0) {
+                out.keep_reason = fmt::format("munmap failed: {}", std::strerror(static_cast<int>(-rc)));
+                break;
+            }
+        }
+        out.unmapped = out.keep_reason.empty();
+    } else {
+        out.keep_reason = *busy;
+    }
+    Clock::time_point last = tracer.resume_all();
+    out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
+    out.timings.switch_us = us_since(ts);
+    out.timings.total_us = us_since(t0);
+    out.record = *rec;
+    return out;
+}
+
+} // namespace hp::patch

@@ -1,0 +1,42 @@
+// Applying and reverting a package in a running process (DESIGN §6):
+// plan (no contact) -> prepare (one borrowed thread) -> switch (all stopped) -> record.
+#pragma once
+
+#include "package/container.hpp"
+#include "patch/record.hpp"
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+namespace hp::patch {
+
+struct ApplyOptions {
+    proc::Pid pid = 0;
+    std::chrono::milliseconds timeout{5000};
+    bool dry_run = false;
+    bool allow_unsigned = false;
+    std::string keys_dir;                   // "" = trusted_keys_dir()
+    std::optional<proc::Instance> expected; // from a check document: refuse another instance
+};
+
+struct Timings {
+    std::uint64_t plan_us = 0, prepare_us = 0, switch_us = 0, total_us = 0;
+    std::uint64_t freeze_us = 0;
+    unsigned attempts = 0; // stop-the-world attempts (retries when a thread was in a site)
+};
+
+struct Outcome {
+    Record record;
+    Timings timings;
+    bool unmapped = false;     // revert: the payload mapping was removed
+    std::string keep_reason;   // revert: why it stayed mapped
+    std::vector<std::string> superseded; // apply: ids this one lies on top of
+};
+
+// Throws hp::Error with the codes of DESIGN §3; the process is untouched or fully
+// restored whenever an error is thrown.
+Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
+Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout);
+
+} // namespace hp::patch

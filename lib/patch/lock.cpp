@@ -1,0 +1,70 @@
+#include "patch/lock.hpp"
+
+#include "doc/error.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace hp::patch {
+
+namespace {
+std::string lock_dir() {
+    if (const char* d = std::getenv("HOTPATCH_LOCK_DIR"); d && *d) return d;
+    // /run is root's; others (patching their own processes) use a per-user directory.
+    if (::geteuid() == 0) return "/run/hotpatch";
+    return fmt::format("/tmp/hotpatch-{}", ::geteuid());
+}
+} // namespace
+
+InstanceLock::InstanceLock(const proc::Instance& inst) {
+    std::string dir = lock_dir();
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        throw Error(ErrorCode::Io, fmt::format("{}: cannot create the lock directory: {}", dir, std::strerror(errno)));
+    path_ = fmt::format("{}/{}-{}.lock", dir, inst.pid, inst.start_time);
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) throw Error(ErrorCode::Io, fmt::format("{}: cannot open: {}", path_, std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        ::close(fd_);
+        fd_ = -1;
+        if (e == EWOULDBLOCK)
+            throw Error(ErrorCode::Busy, fmt::format("another hp-apply is working on process {} (lock {})", inst.pid, path_));
+        throw Error(ErrorCode::Io, fmt::format("{}: cannot lock: {}", path_, std::strerror(e)));
+    }
+}
+
+InstanceLock::~InstanceLock() {
+    if (fd_ < 0) return;
+    // Unlink while still holding the lock, so a waiting peer never locks a removed file
+    // that a third process would not see.
+    ::unlink(path_.c_str());
+    ::close(fd_);
+}
+
+void fault_point(const char* step) {
+    const char* want = std::getenv("HOTPATCH_TEST_FAULT");
+    if (want != nullptr && std::strcmp(want, step) == 0) ::raise(SIGKILL);
+    // HOTPATCH_TEST_HOLD=STEP: announce the step on stderr and wait until one byte can be
+    // read from the descriptor $HOTPATCH_TEST_HOLD_FD (default 0), so a test can act on the
+    // target at an exact point (kill it, signal it) without sleeping.
+    const char* hold = std::getenv("HOTPATCH_TEST_HOLD");
+    if (hold != nullptr && std::strcmp(hold, step) == 0) {
+        const char* fd_text = std::getenv("HOTPATCH_TEST_HOLD_FD");
+        int fd = fd_text != nullptr ? std::atoi(fd_text) : 0;
+        std::fprintf(stderr, "hp: test: holding at %s\n", step);
+        std::fflush(stderr);
+        char c;
+        while (::read(fd, &c, 1) < 0 && errno == EINTR) {
+        }
+    }
+}
+
+} // namespace hp::patch

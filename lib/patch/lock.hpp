@@ -1,0 +1,30 @@
+// One hp-apply per process instance at a time (DESIGN §6): an flock on a file named by
+// PID and start time. The loser gets Error(Busy) at once, never waits.
+#pragma once
+
+#include "proc/process.hpp"
+
+#include <string>
+
+namespace hp::patch {
+
+class InstanceLock {
+  public:
+    explicit InstanceLock(const proc::Instance& inst);
+    ~InstanceLock();
+    InstanceLock(const InstanceLock&) = delete;
+    InstanceLock& operator=(const InstanceLock&) = delete;
+    const std::string& path() const { return path_; }
+
+  private:
+    int fd_ = -1;
+    std::string path_;
+};
+
+// Test-only fault points (DESIGN §9): when $HOTPATCH_TEST_FAULT equals `step`, the tool
+// SIGKILLs itself there, so tests can check that every prefix of an apply is recoverable;
+// when $HOTPATCH_TEST_HOLD equals `step`, it waits there for a byte on
+// $HOTPATCH_TEST_HOLD_FD. Steps: attached, borrowed, prepared, first-site, applied.
+void fault_point(const char* step);
+
+} // namespace hp::patch

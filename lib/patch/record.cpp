@@ -1,0 +1,144 @@
+#include "patch/record.hpp"
+
+#include <cstring>
+
+namespace hp::patch {
+
+using ojson = nlohmann::ordered_json;
+
+namespace {
+constexpr char kMagic[8] = {'H', 'P', 'R', 'E', 'C', 'O', 'R', 'D'};
+constexpr std::string_view kMemfdPrefix = "/memfd:hotpatch:";
+// A record larger than this is not ours (1000-function packages need ~300 KiB).
+constexpr std::uint64_t kMaxJson = 64u << 20;
+} // namespace
+
+std::string_view state_name(State s) {
+    switch (s) {
+    case State::Preparing: return "preparing";
+    case State::Applied: return "applied";
+    case State::Reverted: return "reverted";
+    }
+    return "unknown";
+}
+
+ojson to_json(const Record& r) {
+    ojson j;
+    j["id"] = r.id;
+    j["package_sha256"] = r.package_sha256;
+    j["state"] = std::string(state_name(r.state));
+    j["pid"] = r.instance.pid;
+    j["start_time"] = r.instance.start_time;
+    j["time"] = r.time;
+    j["tool_version"] = r.tool_version;
+    j["consistency"] = r.consistency;
+    j["freeze_us"] = r.freeze_us;
+    j["record_address"] = hex_addr(r.address);
+    j["payload_base"] = hex_addr(r.payload_base);
+    j["mappings"] = ojson::array();
+    for (const auto& m : r.mappings) j["mappings"].push_back({{"start", hex_addr(m.start)}, {"end", hex_addr(m.end)}});
+    j["sites"] = ojson::array();
+    for (const auto& s : r.sites) {
+        ojson sj = {{"module", s.module},
+                    {"build_id", s.build_id},
+                    {"function", s.function},
+                    {"function_address", hex_addr(s.function_address)},
+                    {"address", hex_addr(s.address)},
+                    {"original", to_hex(s.original)},
+                    {"new", to_hex(s.patched)},
+                    {"replacement", hex_addr(s.replacement)}};
+        if (!s.supersedes.empty()) sj["supersedes"] = s.supersedes;
+        j["sites"].push_back(std::move(sj));
+    }
+    return j;
+}
+
+Bytes serialize(const Record& r) {
+    ojson j = to_json(r);
+    // Header fields are authoritative: the JSON copies are informational.
+    j.erase("state");
+    j.erase("freeze_us");
+    std::string text = j.dump();
+    Bytes out(kMagic, kMagic + 8);
+    append_le32(out, 1);
+    append_le32(out, static_cast<std::uint32_t>(r.state));
+    append_le64(out, text.size());
+    append_le64(out, r.freeze_us);
+    out.insert(out.end(), text.begin(), text.end());
+    return out;
+}
+
+std::optional<Record> parse(ByteView b, std::uint64_t address) {
+    if (b.size() < kRecordHeader || std::memcmp(b.data(), kMagic, 8) != 0) return std::nullopt;
+    if (load_le32(b.data() + 8) != 1) return std::nullopt;
+    std::uint32_t state = load_le32(b.data() + 12);
+    std::uint64_t len = load_le64(b.data() + 16);
+    if (state < 1 || state > 3 || len > kMaxJson || len > b.size() - kRecordHeader) return std::nullopt;
+    auto j = nlohmann::json::parse(b.begin() + kRecordHeader, b.begin() + kRecordHeader + len, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return std::nullopt;
+    try {
+        Record r;
+        r.state = static_cast<State>(state);
+        r.freeze_us = load_le64(b.data() + 24);
+        r.address = address;
+        r.id = j.at("id").get<std::string>();
+        r.package_sha256 = j.at("package_sha256").get<std::string>();
+        r.instance.pid = j.at("pid").get<int>();
+        r.instance.start_time = j.at("start_time").get<std::uint64_t>();
+        r.time = j.at("time").get<std::string>();
+        r.tool_version = j.at("tool_version").get<std::string>();
+        r.consistency = j.at("consistency").get<std::string>();
+        auto addr = [](const nlohmann::json& v) {
+            auto a = parse_addr(v.get<std::string>());
+            if (!a) throw std::runtime_error("bad address");
+            return *a;
+        };
+        auto hex = [](const nlohmann::json& v) {
+            auto h = from_hex(v.get<std::string>());
+            if (!h) throw std::runtime_error("bad hex");
+            return *h;
+        };
+        r.payload_base = addr(j.at("payload_base"));
+        for (const auto& m : j.at("mappings")) r.mappings.push_back({addr(m.at("start")), addr(m.at("end"))});
+        for (const auto& s : j.at("sites")) {
+            SiteRecord sr;
+            sr.module = s.at("module").get<std::string>();
+            sr.build_id = s.at("build_id").get<std::string>();
+            sr.function = s.at("function").get<std::string>();
+            sr.function_address = addr(s.at("function_address"));
+            sr.address = addr(s.at("address"));
+            sr.original = hex(s.at("original"));
+            sr.patched = hex(s.at("new"));
+            sr.replacement = addr(s.at("replacement"));
+            if (s.contains("supersedes")) sr.supersedes = s.at("supersedes").get<std::string>();
+            if (sr.original.size() != sr.patched.size() || sr.patched.empty() || sr.patched.size() > 64)
+                return std::nullopt;
+            r.sites.push_back(std::move(sr));
+        }
+        if (!r.mappings.empty()) r.capacity = r.mappings[0].end - r.mappings[0].start;
+        return r;
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+}
+
+std::string mapping_name(const std::string& id) { return "hotpatch:" + id; }
+
+std::vector<Record> find_records(const proc::Memory& mem, const std::vector<proc::Mapping>& maps) {
+    std::vector<Record> out;
+    for (const proc::Mapping& m : maps) {
+        if (m.path.compare(0, kMemfdPrefix.size(), kMemfdPrefix) != 0 || m.offset != 0) continue;
+        // The record's header says how long it is; read it, then the JSON.
+        std::uint8_t head[kRecordHeader];
+        if (!mem.read_fallible(m.start, head, sizeof head)) continue;
+        if (std::memcmp(head, kMagic, 8) != 0) continue;
+        std::uint64_t len = load_le64(head + 16);
+        if (len > kMaxJson || len > m.end - m.start) continue;
+        Bytes b(kRecordHeader + len);
+        if (!mem.read_fallible(m.start, b.data(), b.size())) continue;
+        if (auto r = parse(b, m.start)) out.push_back(std::move(*r));
+    }
+    return out;
+}
+
+} // namespace hp::patch

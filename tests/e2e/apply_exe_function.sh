@@ -1,0 +1,40 @@
+# A function of the running executable is replaced: the victim's answers change, its PID
+# stays; the patch uses the victim's static counter and static function (resolved at pack
+# time) and libc's strlen (an IFUNC, resolved from the process); revert restores it.
+source "$(dirname "$0")/lib.sh"
+cc_x86 -o "$T/victim" "$HP_SRC/tests/targets/victim.c"
+cc_x86 -shared -fPIC -o "$T/patch.so" "$HP_SRC/tests/targets/patch.c"
+hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/fix-compute.hpk" >/dev/null
+start_victim v "$T/victim"
+expect_answer 5 "6 4 1"
+
+expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/fix-compute.hpk"
+cp "$T/out" "$T/apply.json"
+jq_ok ".schema == \"hotpatch.apply/1\" and .ok and .action == \"apply\" and .pid == $VPID and .id == \"fix-compute\""
+jq_ok '.record.state == "applied" and (.record.sites | length == 1) and .record.sites[0].function == "compute"'
+jq_ok '.timings.freeze_us >= 0 and .timings.total_us > 0'
+# compute is now scale(x) + strlen("patched") = 3x + 7, and still counts calls.
+expect_answer 5 "22 4 2"
+expect_answer 1 "10 0 3"
+kill -0 "$VPID" || fail "victim died"
+
+grep -q "hotpatch:fix-compute" "/proc/$VPID/maps" || fail "no hotpatch mapping named in /proc/PID/maps"
+awk '$2 ~ /w/ && $2 ~ /x/' "/proc/$VPID/maps" | grep -q . && fail "a writable+executable mapping exists"
+
+expect_exit 0 hp-verify -p "$VPID"
+jq_ok '.ok and (.patches | length == 1) and .patches[0].id == "fix-compute" and .patches[0].state == "applied"'
+jq_ok '.patches[0].sites[0].status == "patched"'
+expect_exit 0 hp-verify -p "$VPID" - <"$T/apply.json"
+jq_ok '.ok and .sites[0].status == "applied"'
+
+expect_exit 1 hp-apply -p "$VPID" --allow-unsigned "$T/fix-compute.hpk"
+error_is already-applied
+
+expect_exit 0 hp-apply -p "$VPID" --revert fix-compute
+jq_ok '.ok and .action == "revert" and .record.state == "reverted" and .unmapped == true'
+expect_answer 5 "6 4 4"
+grep -q "hotpatch:" "/proc/$VPID/maps" && fail "the patch mapping is still there after revert"
+expect_exit 0 hp-verify -p "$VPID"
+jq_ok '.ok and (.patches | length == 0)'
+expect_exit 1 hp-apply -p "$VPID" --revert fix-compute
+error_is not-applied

@@ -1,0 +1,123 @@
+// hp-apply: apply a package to a running process, or revert one, all-or-nothing.
+#include "common/crypto.hpp"
+#include "common/file.hpp"
+#include "doc/document.hpp"
+#include "patch/apply.hpp"
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+using hp::doc::json;
+
+int main(int argc, char** argv) {
+    hp::doc::Tool tool("apply");
+    CLI::App app{"Apply a hotpatch package to a running process (or --revert one), all-or-nothing.", "hp-apply"};
+    app.set_version_flag("--version", std::string(hp::doc::version()));
+    int pid = 0;
+    std::string input, revert_id, keys_dir;
+    unsigned timeout_ms = 5000;
+    bool dry_run = false, allow_unsigned = false;
+    app.add_option("-p,--pid", pid, "The process to patch")->required()->check(CLI::PositiveNumber);
+    app.add_option("PACKAGE", input, "The package file, or - to read a hotpatch.check/1 document from stdin");
+    app.add_option("--revert", revert_id, "Revert the applied patch with this id")->type_name("ID");
+    app.add_flag("--dry-run", dry_run, "Plan only: check everything, change nothing");
+    app.add_option("--timeout", timeout_ms, "Bound for the whole job in milliseconds (default 5000)")
+        ->type_name("MS")->check(CLI::Range(1u, 3'600'000u));
+    app.add_flag("--allow-unsigned", allow_unsigned, "Apply an unsigned package or one signed by an untrusted key");
+    app.add_option("--keys", keys_dir, "Trusted public keys directory (default $HOTPATCH_KEYS, else /etc/hotpatch/keys)")
+        ->type_name("DIR");
+    tool.add_format_option(app);
+
+    auto body = [&]() -> int {
+        json& doc = tool.doc();
+        doc["pid"] = pid;
+        auto timeout = std::chrono::milliseconds(timeout_ms);
+        hp::patch::Outcome out;
+        if (!revert_id.empty()) {
+            if (!input.empty() || dry_run)
+                throw hp::Error(hp::ErrorCode::Usage, "--revert takes no PACKAGE and no --dry-run");
+            doc["action"] = "revert";
+            doc["id"] = revert_id;
+            out = hp::patch::revert(pid, revert_id, timeout);
+            doc["unmapped"] = out.unmapped;
+            if (!out.unmapped) doc["kept_mapped_because"] = out.keep_reason;
+        } else {
+            if (input.empty()) throw hp::Error(hp::ErrorCode::Usage, "no PACKAGE given (or --revert ID)");
+            hp::patch::ApplyOptions opt;
+            opt.pid = pid;
+            opt.timeout = timeout;
+            opt.dry_run = dry_run;
+            opt.allow_unsigned = allow_unsigned;
+            opt.keys_dir = keys_dir;
+            std::string path = input;
+            std::string checked_sha;
+            if (input == "-") {
+                hp::Bytes raw = hp::read_stdin();
+                auto up = json::parse(raw.begin(), raw.end(), nullptr, false);
+                if (up.is_discarded() || !up.is_object())
+                    throw hp::Error(hp::ErrorCode::BadInput, "standard input is not a JSON document");
+                if (up.value("schema", "") != "hotpatch.check/1")
+                    throw hp::Error(hp::ErrorCode::BadInput, "standard input is not a hotpatch.check/1 document");
+                if (up.value("ok", false) != true)
+                    throw hp::Error(hp::ErrorCode::CheckFailed, "the check document says the package is not eligible");
+                try {
+                    path = up.at("package").at("path").get<std::string>();
+                    checked_sha = up.at("package").at("sha256").get<std::string>();
+                    opt.expected = hp::proc::Instance{up.at("process").at("pid").get<int>(),
+                                                      up.at("process").at("start_time").get<std::uint64_t>()};
+                } catch (const std::exception&) {
+                    throw hp::Error(hp::ErrorCode::BadInput, "the check document lacks package.path, package.sha256, "
+                                                             "process.pid or process.start_time");
+                }
+                if (opt.expected->pid != pid)
+                    throw hp::Error(hp::ErrorCode::CheckFailed,
+                                    fmt::format("the check document is about process {}, not {}", opt.expected->pid, pid));
+            }
+            hp::Bytes file = hp::read_file(path, std::size_t{512} << 20);
+            std::string sha = hp::sha256_hex(file);
+            if (!checked_sha.empty() && sha != checked_sha)
+                throw hp::Error(hp::ErrorCode::CheckFailed, fmt::format("{} changed since it was checked", path));
+            hp::package::Package pkg;
+            try {
+                pkg = hp::package::read_package(file);
+            } catch (const hp::Error& e) {
+                throw hp::Error(e.code(), path + ": " + e.what());
+            }
+            doc["action"] = dry_run ? "dry-run" : "apply";
+            doc["id"] = pkg.manifest.id;
+            doc["package"] = {{"path", path}, {"sha256", sha}};
+            out = hp::patch::apply(pkg, sha, opt);
+            doc["superseded"] = out.superseded;
+        }
+        doc["start_time"] = out.record.instance.start_time;
+        doc["timings"] = {{"plan_us", out.timings.plan_us},       {"prepare_us", out.timings.prepare_us},
+                          {"switch_us", out.timings.switch_us},   {"freeze_us", out.timings.freeze_us},
+                          {"total_us", out.timings.total_us},     {"attempts", out.timings.attempts}};
+        json rec = hp::patch::to_json(out.record);
+        if (dry_run) rec["state"] = "planned";
+        doc["record"] = rec;
+        return 0;
+    };
+    auto text = [](const json& doc) {
+        std::string action = doc["action"].get<std::string>();
+        const json& r = doc["record"];
+        std::string out;
+        if (action == "revert")
+            out = fmt::format("reverted '{}' in process {} (freeze {} us){}\n", doc["id"].get<std::string>(),
+                              doc["pid"].get<int>(), doc["timings"]["freeze_us"].get<std::uint64_t>(),
+                              doc["unmapped"].get<bool>() ? ", code unmapped"
+                                                          : "; code kept mapped: " + doc["kept_mapped_because"].get<std::string>());
+        else if (action == "dry-run")
+            out = fmt::format("dry run: '{}' can be applied to process {}; it would write:\n", doc["id"].get<std::string>(),
+                              doc["pid"].get<int>());
+        else
+            out = fmt::format("applied '{}' to process {} (freeze {} us, total {} us)\n", doc["id"].get<std::string>(),
+                              doc["pid"].get<int>(), doc["timings"]["freeze_us"].get<std::uint64_t>(),
+                              doc["timings"]["total_us"].get<std::uint64_t>());
+        for (const json& s : r["sites"])
+            out += fmt::format("  {} {} at {}: {} -> {}\n", s["module"].get<std::string>(), s["function"].get<std::string>(),
+                               s["address"].get<std::string>(), s["original"].get<std::string>(), s["new"].get<std::string>());
+        return out;
+    };
+    return tool.run(app, argc, argv, body, text);
+}
