@@ -8,6 +8,7 @@
 #include "proc/process.hpp"
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,7 +27,16 @@ struct Image {
     std::vector<Piece> pieces;
 };
 
-// Span (page aligned) the payload's PT_LOAD segments need.
+// The page unit of the layout: the largest p_align of the payload's PT_LOAD segments, at
+// least 4096 (ARM64 linkers default to 64 KiB, so such a payload suits 4K/16K/64K kernels).
+// Pieces start and end on this unit; the caller must map the image at a base aligned to it
+// and should refuse a target whose page size (AT_PAGESZ) is larger.
+// Throws Error(BadPackage) on a p_align that is not a power of two up to 2 MiB.
+std::uint64_t image_page_size(const elf::ElfFile& payload);
+
+// Span the payload's PT_LOAD segments need from vaddr 0 (so from `base`), a multiple of
+// image_page_size(). Throws Error(BadPackage) when segments share a page or the image
+// would exceed 1 GiB.
 std::uint64_t image_size(const elf::ElfFile& payload);
 
 // Resolves one undefined symbol of the payload to a runtime address; throws
@@ -36,7 +46,10 @@ using Resolver = std::function<std::uint64_t(const package::Undefined& sym)>;
 
 // Lays the payload out at `base` and applies every relocation (pure: no process access).
 // Symbols the payload defines bind to the payload. Throws Error(Unsupported) on a
-// relocation the loader does not apply.
+// relocation the loader does not apply. `base` must be aligned to image_page_size(). The
+// resolver is called once per (name, version) with `provider` left empty (the manifest's
+// entry of that name says it; SymbolScope::resolve looks it up). Pieces are reported with
+// their segment's flags: GNU_RELRO data stays writable (nothing re-protects it).
 Image link(const elf::ElfFile& payload, arch::Arch a, std::uint64_t base, const Resolver& resolve);
 
 // The process's view for symbol resolution: modules in load order (executable first,
@@ -55,8 +68,20 @@ class SymbolScope {
     // to the implementation the process already uses (from a GOT slot the process has
     // resolved, or libc's own IRELATIVE slots), never to the resolver.
     // `target_modules[i]` is the process module matched to manifest targets[i].
+    // A `sym` with an empty provider (as link() passes it) takes the provider of the
+    // manifest's undefined entry of that name ("process" when there is none).
+    // Throws Error(NotEligible) naming NAME@VERSION and the PID when a non-weak symbol is
+    // not found (a weak one gives 0), or when an IFUNC's implementation cannot be told.
     std::uint64_t resolve(const package::Undefined& sym, const package::Manifest& m,
                           const std::vector<const proc::Module*>& target_modules);
+
+    // The global scope, in lookup order (for reports and tests).
+    std::vector<const proc::Module*> load_order() const;
+    // Whether that order came from the dynamic loader's link_map chain (else: the given
+    // module order, e.g. a static binary or an unreadable r_debug).
+    bool uses_link_map() const;
+    // How many modules' files have been read and parsed so far (lookups are lazy).
+    std::size_t parsed_modules() const;
 
   private:
     struct Impl;
@@ -66,7 +91,12 @@ class SymbolScope {
 // A free address range of `size` bytes whose every byte is within near-branch reach of
 // every address in [near_lo, near_hi) (so sites there can jump to code placed in it),
 // page aligned, not overlapping any mapping, with a guard gap; 0 when none exists.
+// `align` (a power of two >= 4096; pass image_page_size() for a payload) is both the
+// alignment of the result and the guard gap kept from neighbouring mappings. Of all fits,
+// the one closest to [near_lo, near_hi) wins; never below 64 KiB (mmap_min_addr) nor above
+// the user address limit (x86-64 0x7ffffffff000, ARM64 48-bit 0xfffffffff000).
 std::uint64_t find_free_near(const std::vector<proc::Mapping>& maps, arch::Arch a,
-                             std::uint64_t near_lo, std::uint64_t near_hi, std::uint64_t size);
+                             std::uint64_t near_lo, std::uint64_t near_hi, std::uint64_t size,
+                             std::uint64_t align = 4096);
 
 } // namespace hp::loader

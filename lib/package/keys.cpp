@@ -83,6 +83,11 @@ PublicKey keygen(const std::string& base, const std::string& name) {
     if (!valid_key_name(name))
         throw Error(ErrorCode::Usage,
                     fmt::format("key name \"{}\" must be 1-64 characters of [A-Za-z0-9._@-]", name));
+    for (const char* ext : {".key", ".pub"}) {
+        struct stat st {};
+        if (::stat((base + ext).c_str(), &st) == 0)
+            throw Error(ErrorCode::Usage, fmt::format("{}{}: already exists; not overwriting a key", base, ext));
+    }
     KeyPair kp = ed25519_generate();
     PublicKey pub{name, kp.public_key, key_id(kp.public_key), base + ".pub"};
     std::string pub_text = fmt::format("{}\nname: {}\nkey-id: {}\npublic: {}\n", kPublicHeader, name,

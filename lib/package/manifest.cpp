@@ -2,6 +2,7 @@
 
 #include "doc/error.hpp"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 namespace hp::package {
@@ -106,13 +107,15 @@ class Field {
         return *v;
     }
     Bytes hex(std::size_t max_bytes) const {
-        auto b = from_hex(str(max_bytes * 2));
-        if (!b) bad("not lowercase hex bytes");
+        std::string s = str(max_bytes * 2);
+        auto b = from_hex(s);
+        if (!b || to_hex(*b) != s) bad("not lowercase hex bytes");
         return *b;
     }
     std::string sha256() const {
         std::string s = str(64);
-        if (s.size() != 64 || !from_hex(s)) bad("not a sha256 (64 hex digits)");
+        auto b = from_hex(s);
+        if (s.size() != 64 || !b || to_hex(*b) != s) bad("not a sha256 (64 lowercase hex digits)");
         return s;
     }
 
@@ -152,7 +155,10 @@ Manifest manifest_from_json(const json& j) {
         Target t;
         t.module = tf.at("module").str();
         t.build_id = tf.at("build_id").str(128);
-        if (t.build_id.empty() || !from_hex(t.build_id)) tf.at("build_id").bad("not a hex build-id");
+        if (t.build_id.empty() || !from_hex(t.build_id) || to_hex(*from_hex(t.build_id)) != t.build_id)
+            tf.at("build_id").bad("not a lowercase hex build-id");
+        for (const Target& earlier : m.targets)
+            if (earlier.build_id == t.build_id) tf.at("build_id").bad("the same module appears twice");
         Field fns = tf.at("functions");
         std::size_t nf = fns.array_size(kMaxFunctions);
         total_functions += nf;
@@ -164,6 +170,9 @@ Manifest manifest_from_json(const json& j) {
             f.address = ff.at("address").addr();
             f.size = ff.at("size").uint(std::uint64_t{1} << 32);
             f.size_source = ff.at("size_source").str(16);
+            if (f.size_source != "dynsym" && f.size_source != "symtab" && f.size_source != "debug" &&
+                f.size_source != "eh_frame")
+                ff.at("size_source").bad("not dynsym, symtab, debug or eh_frame");
             Field sf = ff.at("site");
             f.site.offset = static_cast<std::uint32_t>(sf.at("offset").uint(16));
             f.site.length = static_cast<std::uint32_t>(sf.at("length").uint(kMaxSiteBytes));
@@ -171,8 +180,15 @@ Manifest manifest_from_json(const json& j) {
             f.site.landing_pad = sf.at("landing_pad").boolean();
             f.site.expected = sf.at("expected").hex(kMaxSiteBytes);
             std::size_t need = std::max(f.site.length, f.site.far_length);
-            if (f.site.length < arch::near_branch_size(m.arch))
+            if (f.site.landing_pad && m.arch != arch::Arch::AArch64)
+                sf.at("landing_pad").bad("a landing pad site exists only on aarch64");
+            std::size_t pad = f.site.landing_pad ? 4 : 0;
+            if (f.site.length < arch::near_branch_size(m.arch) + pad)
                 sf.at("length").bad(fmt::format("{} bytes cannot hold a branch", f.site.length));
+            if (f.site.far_length != 0 && f.site.far_length < arch::far_branch_size(m.arch) + pad)
+                sf.at("far_length").bad(fmt::format("{} bytes cannot hold a far branch", f.site.far_length));
+            if (f.site.landing_pad && f.site.offset != 0)
+                sf.at("offset").bad("a landing pad site starts at the function");
             if (f.site.expected.size() != need)
                 sf.at("expected").bad(fmt::format("{} bytes, the site needs {}", f.site.expected.size(), need));
             if (f.address + f.site.offset < f.address) ff.at("address").bad("site wraps the address space");
@@ -191,6 +207,8 @@ Manifest manifest_from_json(const json& j) {
             if (s.name.empty()) lf.at("name").bad("empty symbol name");
             s.address = lf.at("address").addr();
             s.type = lf.at("type").str(16);
+            if (s.type != "func" && s.type != "object" && s.type != "notype")
+                lf.at("type").bad("not func, object or notype");
             t.local_symbols.push_back(std::move(s));
         }
         m.targets.push_back(std::move(t));
@@ -211,6 +229,9 @@ Manifest manifest_from_json(const json& j) {
             if (idx.empty() || idx.size() > 3 || idx.find_first_not_of("0123456789") != std::string::npos ||
                 std::stoul(idx) >= m.targets.size())
                 uf.at("provider").bad("names a target that does not exist");
+            const auto& locals = m.targets[std::stoul(idx)].local_symbols;
+            if (std::none_of(locals.begin(), locals.end(), [&](const LocalSymbol& l) { return l.name == u.name; }))
+                uf.at("provider").bad(fmt::format("target {} has no local symbol '{}'", idx, u.name));
         } else if (u.provider != "process") {
             uf.at("provider").bad("not \"process\" or \"target:N\"");
         }

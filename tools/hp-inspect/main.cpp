@@ -29,7 +29,11 @@ int main(int argc, char** argv) {
                 throw hp::Error(e.code(), (path == "-" ? std::string("<stdin>") : path) + ": " + e.what());
             throw;
         }
-        auto trusted = hp::package::load_trusted_keys(keys_dir.empty() ? hp::package::trusted_keys_dir() : keys_dir);
+        // Trusted keys matter only for a signed package: a bad key file must not break
+        // inspecting unsigned ones.
+        std::vector<hp::package::PublicKey> trusted;
+        if (p.signature)
+            trusted = hp::package::load_trusted_keys(keys_dir.empty() ? hp::package::trusted_keys_dir() : keys_dir);
         hp::package::describe(p, path, file, disasm, trusted, tool.doc());
         return 0;
     };

@@ -20,11 +20,13 @@ int main(int argc, char** argv) {
     bool strict = false;
     app.add_option("PATCH.so", payload, "The patch: an ELF shared object built with -shared -fPIC");
     auto* target_opt = app.add_option("--target", targets, "A target module (executable or library); repeatable")
-                           ->type_name("FILE");
+                           ->type_name("FILE")
+                           ->allow_extra_args(false);
     auto* replace_opt = app.add_option("--replace", replaces,
                                        "OLD[=NEW]: replace OLD (symbol or 0xADDR) of the preceding --target by the "
                                        "payload's NEW (default: OLD's name); repeatable")
-                            ->type_name("OLD[=NEW]");
+                            ->type_name("OLD[=NEW]")
+                            ->allow_extra_args(false);
     app.add_option("-o,--output", output, "Write the package here")->type_name("OUT.hpk");
     app.add_option("--id", id, "Patch id [a-z0-9._-]{1,64} (default: the output file name without .hpk)");
     app.add_option("--description", description, "Free text stored in the manifest");
@@ -32,7 +34,8 @@ int main(int argc, char** argv) {
     app.add_flag("--strict", strict, "Refuse instead of warn (compiler clones of a replaced function)");
     app.add_option("--debug-dir", debug_dirs,
                    "Look for separate debug files as DIR/.build-id/xx/yyyy.debug (default /usr/lib/debug)")
-        ->type_name("DIR");
+        ->type_name("DIR")
+        ->allow_extra_args(false);
     app.add_option("--keygen", keygen, "Generate an ed25519 key pair NAME.key and NAME.pub, then exit")
         ->type_name("NAME");
     app.add_option("--key-dir", key_dir, "With --keygen: where to write the key files (default .)")->type_name("DIR");
@@ -51,6 +54,8 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (payload.empty()) throw hp::Error(hp::ErrorCode::Usage, "no patch .so given (see --help)");
+        if (description.size() > 64 * 1024)
+            throw hp::Error(hp::ErrorCode::Usage, "--description is longer than 64 KiB");
         if (output.empty()) throw hp::Error(hp::ErrorCode::Usage, "no output given (-o OUT.hpk)");
         if (targets.empty()) throw hp::Error(hp::ErrorCode::Usage, "no --target given");
 
