@@ -6,6 +6,9 @@
 #include <string.h>
 
 static long calls; /* non-exported data */
+#ifdef OTHER_BUILD
+const char other_build[] = "another build of the victim";
+#endif
 
 __attribute__((noinline, noclone)) static long scale(long x) /* non-exported function */
 {
@@ -30,7 +33,8 @@ int main(void)
     printf("ready %d\n", (int)scale(1));
     while (fgets(line, sizeof line, stdin)) {
         long n = strtol(line, NULL, 10);
-        printf("%ld %ld %ld\n", compute(n), other(n), calls);
+        long a = compute(n), b = other(n); /* in this order, before calls is read */
+        printf("%ld %ld %ld\n", a, b, calls);
     }
     return 0;
 }
