@@ -4,15 +4,19 @@
 #include <stdio.h>
 #include <string.h>
 
+/* noipa on the functions a patch replaces: with inter-procedural register allocation
+ * (gcc -O2 -fipa-ra) a caller in the same file may keep values in registers the callee is
+ * known not to clobber, and inter-procedural constant propagation may specialise a
+ * callee for its only caller: a replacement compiled separately honours neither. */
 static unsigned long requests; /* not exported: the patch finds it through .symtab */
 
-__attribute__((noinline)) static void audit(const char *user, int granted) /* not exported */
+__attribute__((noipa)) static void audit(const char *user, int granted) /* not exported */
 {
     requests++;
     fprintf(stderr, "audit: #%lu user=\"%s\" %s\n", requests, user, granted ? "granted" : "denied");
 }
 
-__attribute__((noinline)) int check_access(const char *user)
+__attribute__((noipa)) int check_access(const char *user)
 {
     /* BUG: strncmp with the length of the user's input: "" matches "admin" */
     int granted = strncmp(user, "admin", strlen(user)) == 0;

@@ -15,6 +15,9 @@ constexpr std::uint32_t NT_GNU_BUILD_ID = 3;
 // Hostile-input limits: far above anything a real patch or binary has.
 constexpr std::size_t kMaxSymbols = 4'000'000;
 constexpr std::size_t kMaxRelocs = 4'000'000;
+// Total bytes of names (section, symbol, version, DT_NEEDED) a file may make us copy out:
+// real files stay near the size of their string tables, far below this.
+constexpr std::uint64_t kStringBudgetBase = std::uint64_t{64} << 20;
 
 bool add_overflows(std::uint64_t a, std::uint64_t b) { return a + b < a; }
 
@@ -73,8 +76,13 @@ std::string ElfFile::string_at(const Section& strtab, std::uint64_t off, const c
     const void* nul = std::memchr(s.data() + off, 0, s.size() - off);
     if (nul == nullptr)
         bad(fmt::format("{} name at offset {:#x} of {} is not terminated", what, off, strtab.name));
-    return std::string(reinterpret_cast<const char*>(s.data() + off),
-                       static_cast<const std::uint8_t*>(nul) - (s.data() + off));
+    const std::size_t len = static_cast<const std::uint8_t*>(nul) - (s.data() + off);
+    string_bytes_ += len + 1;
+    if (string_bytes_ > kStringBudgetBase + 2 * std::uint64_t{data_.size()})
+        bad(fmt::format("names total more than {:#x} bytes ({} name at offset {:#x} of {}): string table "
+                        "offsets are reused beyond any real file",
+                        kStringBudgetBase + 2 * std::uint64_t{data_.size()}, what, off, strtab.name));
+    return std::string(reinterpret_cast<const char*>(s.data() + off), len);
 }
 
 ByteView ElfFile::section_data(const Section& s) const {

@@ -140,6 +140,10 @@ class ElfFile {
     std::vector<Symbol> dynsym_, symtab_;
     std::vector<std::pair<std::int64_t, std::uint64_t>> dynamic_;
     std::vector<Reloc> relocs_;
+    // Bytes of names materialised so far (string_at), against a budget: offsets are the
+    // file's to choose, so many entries naming one long string would otherwise cost
+    // entries x length in memory and time.
+    mutable std::uint64_t string_bytes_ = 0;
 };
 
 // ELF strings (section, symbol, version and DT_NEEDED names) are arbitrary bytes. This

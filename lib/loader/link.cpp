@@ -31,10 +31,16 @@ constexpr std::uint64_t kMinUserAddr = 0x10000;
     throw Error(ErrorCode::BadPackage, fmt::format("payload {}: {}", f.name(), what));
 }
 
-bool is_pow2(std::uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
-std::uint64_t align_down(std::uint64_t v, std::uint64_t a) { return v & ~(a - 1); }
+bool is_pow2(std::uint64_t v) {
+    return v != 0 && (v & (v - 1)) == 0;
+}
+std::uint64_t align_down(std::uint64_t v, std::uint64_t a) {
+    return v & ~(a - 1);
+}
 // Callers guarantee v + a - 1 does not wrap (values below kMaxImage or 2^48).
-std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) & ~(a - 1); }
+std::uint64_t align_up(std::uint64_t v, std::uint64_t a) {
+    return (v + a - 1) & ~(a - 1);
+}
 
 // One PT_LOAD after rounding to whole pages, relative to vaddr 0.
 struct PieceSpec {
@@ -58,8 +64,10 @@ Layout layout_of(const ElfFile& f) {
         if (s.type != elf::PT_LOAD) continue;
         if (s.align > 1) {
             if (!is_pow2(s.align) || s.align > kMaxPage)
-                bad_package(f, fmt::format("PT_LOAD at {} has p_align {:#x}: not a power of two up to {:#x}",
-                                           hex_addr(s.vaddr), s.align, kMaxPage));
+                bad_package(
+                    f,
+                    fmt::format("PT_LOAD at {} has p_align {:#x}: not a power of two up to {:#x}",
+                                hex_addr(s.vaddr), s.align, kMaxPage));
             l.page = std::max(l.page, s.align);
         }
     }
@@ -67,8 +75,9 @@ Layout layout_of(const ElfFile& f) {
         if (s.type != elf::PT_LOAD || s.memsz == 0) continue;
         // ElfFile guarantees vaddr + memsz does not wrap; the cap keeps align_up safe.
         if (s.vaddr + s.memsz > kMaxImage)
-            bad_package(f, fmt::format("PT_LOAD at {} (memsz {:#x}) reaches beyond the {} MiB image limit",
-                                       hex_addr(s.vaddr), s.memsz, kMaxImage >> 20));
+            bad_package(
+                f, fmt::format("PT_LOAD at {} (memsz {:#x}) reaches beyond the {} MiB image limit",
+                               hex_addr(s.vaddr), s.memsz, kMaxImage >> 20));
         l.pieces.push_back({align_down(s.vaddr, l.page), align_up(s.vaddr + s.memsz, l.page), &s});
     }
     if (l.pieces.empty()) bad_package(f, "has no loadable segment");
@@ -79,14 +88,16 @@ Layout layout_of(const ElfFile& f) {
             // Two segments on one page would need one protection for both (and W+X is
             // refused by hardened kernels): the linker never does this for its own p_align.
             bad_package(f, fmt::format("PT_LOAD segments at {} and {} share a {:#x}-byte page",
-                                       hex_addr(l.pieces[i - 1].seg->vaddr), hex_addr(l.pieces[i].seg->vaddr),
-                                       l.page));
+                                       hex_addr(l.pieces[i - 1].seg->vaddr),
+                                       hex_addr(l.pieces[i].seg->vaddr), l.page));
     l.size = l.pieces.back().hi;
     return l;
 }
 
 // The instruction granule branch sources and targets are aligned to (ARM64 words).
-std::uint64_t code_granule(arch::Arch a) { return a == arch::Arch::AArch64 ? 4 : 1; }
+std::uint64_t code_granule(arch::Arch a) {
+    return a == arch::Arch::AArch64 ? 4 : 1;
+}
 
 // Highest user-space address + 1 a mapping may end at (x86-64: 47-bit user space minus the
 // guard page the kernel keeps; ARM64: 48-bit VA, the Linux default).
@@ -97,13 +108,16 @@ std::uint64_t user_limit(arch::Arch a) {
 // [lo, hi] of the branch targets (multiples of g) a near branch at `from` reaches.
 // near_reachable is the single source of truth for the reach; binary search on it keeps
 // the exact edge (x86-64: rel32 counts from the end of the jmp) without restating it.
-std::pair<std::uint64_t, std::uint64_t> reach_of(arch::Arch a, std::uint64_t from, std::uint64_t g) {
+std::pair<std::uint64_t, std::uint64_t> reach_of(arch::Arch a, std::uint64_t from,
+                                                 std::uint64_t g) {
     // Lowest: reachable(from, t) is monotone (false then true) for t in [0, from].
     std::uint64_t lo = 0, hi = from / g; // in granules; hi is reachable (distance 0)
     while (lo < hi) {
         std::uint64_t mid = lo + (hi - lo) / 2;
-        if (arch::near_reachable(a, from, mid * g)) hi = mid;
-        else lo = mid + 1;
+        if (arch::near_reachable(a, from, mid * g))
+            hi = mid;
+        else
+            lo = mid + 1;
     }
     const std::uint64_t low = lo * g;
     // Highest: monotone (true then false) for t in [from, 2^48]. No branch reaches 2^48
@@ -111,28 +125,35 @@ std::pair<std::uint64_t, std::uint64_t> reach_of(arch::Arch a, std::uint64_t fro
     std::uint64_t l2 = from / g, h2 = (std::uint64_t{1} << 48) / g;
     while (l2 < h2) {
         std::uint64_t mid = l2 + (h2 - l2 + 1) / 2;
-        if (arch::near_reachable(a, from, mid * g)) l2 = mid;
-        else h2 = mid - 1;
+        if (arch::near_reachable(a, from, mid * g))
+            l2 = mid;
+        else
+            h2 = mid - 1;
     }
     return {low, l2 * g};
 }
 
 } // namespace
 
-std::uint64_t image_page_size(const elf::ElfFile& payload) { return layout_of(payload).page; }
+std::uint64_t image_page_size(const elf::ElfFile& payload) {
+    return layout_of(payload).page;
+}
 
-std::uint64_t image_size(const elf::ElfFile& payload) { return layout_of(payload).size; }
+std::uint64_t image_size(const elf::ElfFile& payload) {
+    return layout_of(payload).size;
+}
 
 Image link(const elf::ElfFile& payload, arch::Arch a, std::uint64_t base, const Resolver& resolve) {
     const Layout l = layout_of(payload);
     if (payload.arch() != a)
         throw Error(ErrorCode::Unsupported,
-                    fmt::format("payload {}: ELF machine {} is not {}", payload.name(), payload.machine(),
-                                arch::name(a)));
+                    fmt::format("payload {}: ELF machine {} is not {}", payload.name(),
+                                payload.machine(), arch::name(a)));
     if (base % l.page != 0 || base > user_limit(a) || user_limit(a) - base < l.size)
-        throw Error(ErrorCode::Internal, fmt::format("payload {}: link base {} is not a {:#x}-aligned user address "
-                                                     "with room for {:#x} bytes",
-                                                     payload.name(), hex_addr(base), l.page, l.size));
+        throw Error(ErrorCode::Internal,
+                    fmt::format("payload {}: link base {} is not a {:#x}-aligned user address "
+                                "with room for {:#x} bytes",
+                                payload.name(), hex_addr(base), l.page, l.size));
     Image img;
     img.base = base;
     img.size = l.size;
@@ -144,7 +165,8 @@ Image link(const elf::ElfFile& payload, arch::Arch a, std::uint64_t base, const 
         piece.bytes.assign(p.hi - p.lo, 0); // zero fill covers .bss and the page tails
         // ElfFile checked offset + filesz against the file at parse time.
         const auto* src = payload.data().data() + p.seg->offset;
-        std::copy(src, src + p.seg->filesz, piece.bytes.begin() + static_cast<std::ptrdiff_t>(p.seg->vaddr - p.lo));
+        std::copy(src, src + p.seg->filesz,
+                  piece.bytes.begin() + static_cast<std::ptrdiff_t>(p.seg->vaddr - p.lo));
         img.pieces.push_back(std::move(piece));
     }
 
@@ -155,11 +177,13 @@ Image link(const elf::ElfFile& payload, arch::Arch a, std::uint64_t base, const 
         const elf::Symbol* s = r.symbol;
         if (s == nullptr) return 0; // symbol index 0 means S = 0 (ELF gABI)
         if (s->type == elf::STT_TLS || s->type == elf::STT_GNU_IFUNC)
-            throw Error(ErrorCode::Unsupported,
-                        fmt::format("payload {}: relocation at {} refers to the {} symbol '{}', which the loader "
-                                    "does not support",
-                                    payload.name(), hex_addr(r.offset),
-                                    s->type == elf::STT_TLS ? "thread-local" : "IFUNC", s->name));
+            throw Error(
+                ErrorCode::Unsupported,
+                fmt::format(
+                    "payload {}: relocation at {} refers to the {} symbol '{}', which the loader "
+                    "does not support",
+                    payload.name(), hex_addr(r.offset),
+                    s->type == elf::STT_TLS ? "thread-local" : "IFUNC", s->name));
         if (s->defined()) {
             // Payload-defined symbols bind to the payload: no interposition by the process.
             if (s->shndx == elf::SHN_ABS) return s->value;
@@ -182,36 +206,45 @@ Image link(const elf::ElfFile& payload, arch::Arch a, std::uint64_t base, const 
         if (kind == arch::RelocKind::None) continue;
         std::uint64_t value = 0;
         switch (kind) {
-        case arch::RelocKind::Relative: value = base + static_cast<std::uint64_t>(r.addend); break;
-        case arch::RelocKind::Absolute64: value = symbol_value(r) + static_cast<std::uint64_t>(r.addend); break;
+        case arch::RelocKind::Relative:
+            value = base + static_cast<std::uint64_t>(r.addend);
+            break;
+        case arch::RelocKind::Absolute64:
+            value = symbol_value(r) + static_cast<std::uint64_t>(r.addend);
+            break;
         case arch::RelocKind::GlobDat:
         case arch::RelocKind::JumpSlot:
             // x86-64 psABI: S (its addend is 0 and ld.so ignores it); AArch64: S + A.
-            value = symbol_value(r) + (a == arch::Arch::AArch64 ? static_cast<std::uint64_t>(r.addend) : 0);
+            value = symbol_value(r) +
+                    (a == arch::Arch::AArch64 ? static_cast<std::uint64_t>(r.addend) : 0);
             break;
         default:
-            throw Error(ErrorCode::Unsupported,
-                        fmt::format("payload {}: relocation {} at {} ({}) is not applied by the loader; "
-                                    "supported: {}",
-                                    payload.name(), arch::reloc_name(a, r.type), hex_addr(r.offset), r.section,
-                                    arch::supported_relocs(a)));
+            throw Error(
+                ErrorCode::Unsupported,
+                fmt::format("payload {}: relocation {} at {} ({}) is not applied by the loader; "
+                            "supported: {}",
+                            payload.name(), arch::reloc_name(a, r.type), hex_addr(r.offset),
+                            r.section, arch::supported_relocs(a)));
         }
         Piece* target = nullptr;
         for (Piece& p : img.pieces) {
             const std::uint64_t lo = p.addr - base;
-            if (r.offset >= lo && r.offset - lo <= p.bytes.size() && p.bytes.size() - (r.offset - lo) >= 8)
+            if (r.offset >= lo && r.offset - lo <= p.bytes.size() &&
+                p.bytes.size() - (r.offset - lo) >= 8)
                 target = &p;
         }
         if (target == nullptr)
-            bad_package(payload, fmt::format("relocation {} at {} lies outside every loaded segment",
-                                             arch::reloc_name(a, r.type), hex_addr(r.offset)));
+            bad_package(payload,
+                        fmt::format("relocation {} at {} lies outside every loaded segment",
+                                    arch::reloc_name(a, r.type), hex_addr(r.offset)));
         store_le64(target->bytes.data() + (r.offset - (target->addr - base)), value);
     }
     return img;
 }
 
-std::uint64_t find_free_near(const std::vector<proc::Mapping>& maps, arch::Arch a, std::uint64_t near_lo,
-                             std::uint64_t near_hi, std::uint64_t size, std::uint64_t align) {
+std::uint64_t find_free_near(const std::vector<proc::Mapping>& maps, arch::Arch a,
+                             std::uint64_t near_lo, std::uint64_t near_hi, std::uint64_t size,
+                             std::uint64_t align) {
     if (size == 0 || near_hi <= near_lo || !is_pow2(align) || align < kMinPage || size > kMaxImage)
         return 0;
     size = align_up(size, align);
@@ -240,7 +273,9 @@ std::uint64_t find_free_near(const std::vector<proc::Mapping>& maps, arch::Arch 
         if (!arch::near_reachable(a, first, addr) || !arch::near_reachable(a, first, tgt_last) ||
             !arch::near_reachable(a, last, addr) || !arch::near_reachable(a, last, tgt_last))
             return;
-        const std::uint64_t dist = end <= near_lo ? near_lo - end : addr >= near_hi ? addr - near_hi : 0;
+        const std::uint64_t dist = end <= near_lo    ? near_lo - end
+                                   : addr >= near_hi ? addr - near_hi
+                                                     : 0;
         if (dist < best_dist) best = addr, best_dist = dist;
     };
     // Walk the holes between mappings (tracking the furthest end seen, in case the input

@@ -16,14 +16,14 @@ namespace hp::loader {
 
 // One loadable piece of the payload image, at its final address.
 struct Piece {
-    std::uint64_t addr = 0;  // page aligned
-    Bytes bytes;             // size is a multiple of the page size (memsz rounded up)
+    std::uint64_t addr = 0; // page aligned
+    Bytes bytes;            // size is a multiple of the page size (memsz rounded up)
     bool exec = false, write = false;
 };
 
 struct Image {
-    std::uint64_t base = 0;  // runtime address of payload vaddr 0
-    std::uint64_t size = 0;  // span of all pieces, page aligned
+    std::uint64_t base = 0; // runtime address of payload vaddr 0
+    std::uint64_t size = 0; // span of all pieces, page aligned
     std::vector<Piece> pieces;
 };
 

@@ -4,6 +4,7 @@
 #include "package/payload.hpp"
 
 #include <fmt/format.h>
+#include <unordered_map>
 
 namespace hp::package {
 
@@ -27,10 +28,10 @@ json disasm_json(arch::Arch a, ByteView code, std::uint64_t addr) {
 }
 
 // The replacement function's bytes: its symbol size when known, else up to the next
-// function symbol, at most 4 KiB.
-ByteView replacement_code(const elf::ElfFile& e, const Function& f) {
+// function symbol, at most 4 KiB. `s` is the replacement's symbol (find_payload_function).
+ByteView replacement_code(const elf::ElfFile& e, const Function& f, const elf::Symbol* s) {
     std::uint64_t size = 0;
-    if (const elf::Symbol* s = find_payload_function(e, f.replacement); s && s->value == f.replacement_address)
+    if (s && s->value == f.replacement_address)
         size = s->size;
     if (size == 0) size = 64;
     size = std::min<std::uint64_t>(size, 4096);
@@ -64,13 +65,17 @@ void describe(const Package& p, const std::string& path, ByteView file, bool dis
         if (s.type == elf::PT_LOAD)
             segs.push_back({{"vaddr", hex_addr(s.vaddr)}, {"memsz", s.memsz}, {"filesz", s.filesz}, {"flags", seg_flags(s.flags)}});
     json und = json::array();
+    // Per target, each local symbol's address (the last entry of a name, as a search would
+    // give): indexed once, not searched per undefined symbol (100 000 x 100 000 at the limits).
+    std::vector<std::unordered_map<std::string_view, std::uint64_t>> local_addr(m.targets.size());
+    for (std::size_t t = 0; t < m.targets.size(); ++t)
+        for (const LocalSymbol& ls : m.targets[t].local_symbols) local_addr[t][ls.name] = ls.address;
     for (const Undefined& u : m.undefined) {
         json uj = {{"name", u.name}, {"version", u.version}, {"weak", u.weak}, {"provider", u.provider}};
         if (u.provider.rfind("target:", 0) == 0) {
-            const Target& t = m.targets[std::stoul(u.provider.substr(7))];
-            uj["module"] = t.module;
-            for (const LocalSymbol& ls : t.local_symbols)
-                if (ls.name == u.name) uj["address"] = hex_addr(ls.address);
+            const std::size_t t = std::stoul(u.provider.substr(7));
+            uj["module"] = m.targets[t].module;
+            if (auto it = local_addr[t].find(u.name); it != local_addr[t].end()) uj["address"] = hex_addr(it->second);
         }
         und.push_back(std::move(uj));
     }
@@ -79,6 +84,13 @@ void describe(const Package& p, const std::string& path, ByteView file, bool dis
     doc["payload"] = {{"size", p.payload.size()}, {"sha256", m.payload_sha256}, {"segments", segs},
                       {"needed", needed}, {"undefined", und}};
 
+    std::unordered_map<std::string_view, const elf::Symbol*> replacement;
+    if (disasm) {
+        std::vector<std::string_view> wanted;
+        for (const Target& t : m.targets)
+            for (const Function& f : t.functions) wanted.push_back(f.replacement);
+        replacement = find_payload_functions(e, wanted);
+    }
     json fns = json::array();
     for (const Target& t : m.targets)
         for (const Function& f : t.functions) {
@@ -99,7 +111,8 @@ void describe(const Package& p, const std::string& path, ByteView file, bool dis
                        {"replacement_address", hex_addr(f.replacement_address)}};
             if (disasm) {
                 fj["site_disasm"] = disasm_json(m.arch, f.site.expected, site);
-                fj["replacement_disasm"] = disasm_json(m.arch, replacement_code(e, f), f.replacement_address);
+                fj["replacement_disasm"] = disasm_json(m.arch, replacement_code(e, f, replacement.at(f.replacement)),
+                                                     f.replacement_address);
             }
             fns.push_back(std::move(fj));
         }

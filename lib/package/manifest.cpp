@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <unordered_set>
 
 namespace hp::package {
 
@@ -217,6 +218,11 @@ Manifest manifest_from_json(const json& j) {
 
     Field und = root.at("undefined");
     std::size_t nu = und.array_size(kMaxSymbols);
+    // Each target's local symbol names, indexed once for the provider check below (a search
+    // per entry would cost 100 000 x 100 000 string compares at the limits).
+    std::vector<std::unordered_set<std::string_view>> local_names(m.targets.size());
+    for (std::size_t t = 0; t < m.targets.size(); ++t)
+        for (const LocalSymbol& l : m.targets[t].local_symbols) local_names[t].insert(l.name);
     for (std::size_t k = 0; k < nu; ++k) {
         Field uf = und.at(k);
         Undefined u;
@@ -229,8 +235,7 @@ Manifest manifest_from_json(const json& j) {
             if (idx.empty() || idx.size() > 3 || idx.find_first_not_of("0123456789") != std::string::npos ||
                 std::stoul(idx) >= m.targets.size())
                 uf.at("provider").bad("names a target that does not exist");
-            const auto& locals = m.targets[std::stoul(idx)].local_symbols;
-            if (std::none_of(locals.begin(), locals.end(), [&](const LocalSymbol& l) { return l.name == u.name; }))
+            if (local_names[std::stoul(idx)].count(u.name) == 0)
                 uf.at("provider").bad(fmt::format("target {} has no local symbol '{}'", idx, u.name));
         } else if (u.provider != "process") {
             uf.at("provider").bad("not \"process\" or \"target:N\"");

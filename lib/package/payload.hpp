@@ -6,6 +6,8 @@
 #include "package/manifest.hpp"
 
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace hp::package {
@@ -30,6 +32,11 @@ std::vector<PayloadUndefined> payload_undefined(const elf::ElfFile& payload);
 // Sets *not_function when a symbol of that name exists but is not a function.
 const elf::Symbol* find_payload_function(const elf::ElfFile& payload, const std::string& name,
                                          const elf::Symbol** not_function = nullptr);
+
+// find_payload_function for many names in one pass over the symbol tables: each name maps
+// to what find_payload_function would return (nullptr if none). The keys view `names`.
+std::unordered_map<std::string_view, const elf::Symbol*> find_payload_functions(
+    const elf::ElfFile& payload, const std::vector<std::string_view>& names);
 
 // The payload's defined data objects that are not toolchain/crt internals.
 std::vector<const elf::Symbol*> payload_data_objects(const elf::ElfFile& payload);

@@ -136,7 +136,41 @@ void check_signature_policy(const package::Package& pkg, const ApplyOptions& opt
 
 } // namespace
 
+namespace {
+// A process that died under us explains any error that followed: report that instead.
+bool process_gone(proc::Pid pid) {
+    try {
+        proc::instance(pid);
+        return false;
+    } catch (const Error&) {
+        return true;
+    }
+}
+
+template <typename F> Outcome exit_aware(proc::Pid pid, F&& f) {
+    try {
+        return f();
+    } catch (const Error& e) {
+        if (e.code() != ErrorCode::ProcessExited && e.code() != ErrorCode::NoSuchProcess && process_gone(pid))
+            throw Error(ErrorCode::ProcessExited,
+                        fmt::format("process {} exited while hp-apply was working on it ({})", pid, e.what()));
+        throw;
+    }
+}
+} // namespace
+
+Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
+Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout);
+
 Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
+    return exit_aware(opt.pid, [&] { return apply_impl(pkg, package_sha256, opt); });
+}
+
+Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout) {
+    return exit_aware(pid, [&] { return revert_impl(pid, id, timeout); });
+}
+
+Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
     const Manifest& m = pkg.manifest;
     Outcome out;
     auto t0 = Clock::now();
@@ -223,7 +257,8 @@ Outcome apply(const package::Package& pkg, const std::string& package_sha256, co
                                             label(ps.rec), t.module, hex_addr(ps.rec.address), to_hex(cur),
                                             to_hex(f.site.expected)));
                 ps.rec.supersedes = ps.superseded->id;
-                out.superseded.push_back(ps.superseded->id);
+                if (std::find(out.superseded.begin(), out.superseded.end(), ps.superseded->id) == out.superseded.end())
+                    out.superseded.push_back(ps.superseded->id);
             }
             ps.rec.original = std::move(cur); // trimmed to the patched length below
             planned.push_back(std::move(ps));
@@ -259,6 +294,7 @@ Outcome apply(const package::Package& pkg, const std::string& package_sha256, co
                                                         "in process {}",
                                                         total, primary.path, opt.pid));
     rec.payload_base = base + rec.capacity;
+    rec.address = base;
     rec.mappings.push_back({base, base + total});
     auto planned_maps = maps;
     planned_maps.push_back({base, base + total, 0, "r-xp", "", 0, "(planned)"});
@@ -467,7 +503,7 @@ std::optional<std::string> in_use(const ptrace::Tracer& t, const proc::Memory& m
 
 } // namespace
 
-Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout) {
+Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout) {
     Outcome out;
     auto t0 = Clock::now();
     auto deadline = t0 + timeout;

@@ -28,17 +28,35 @@ InstanceLock::InstanceLock(const proc::Instance& inst) {
     std::string dir = lock_dir();
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
         throw Error(ErrorCode::Io, fmt::format("{}: cannot create the lock directory: {}", dir, std::strerror(errno)));
+    struct stat dst {};
+    if (::lstat(dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode) || dst.st_uid != ::geteuid() ||
+        (dst.st_mode & 022) != 0)
+        throw Error(ErrorCode::Permission,
+                    fmt::format("{}: the lock directory must be a directory owned by uid {} and writable only by it",
+                                dir, ::geteuid()));
     path_ = fmt::format("{}/{}-{}.lock", dir, inst.pid, inst.start_time);
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) throw Error(ErrorCode::Io, fmt::format("{}: cannot open: {}", path_, std::strerror(errno)));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
+    // The holder unlinks the file when done; a peer that opened the old file before the
+    // unlink would lock an orphan, so after locking check that the path still names our
+    // file, and start over if not.
+    for (int tries = 0; tries < 100; ++tries) {
+        fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd_ < 0) throw Error(ErrorCode::Io, fmt::format("{}: cannot open: {}", path_, std::strerror(errno)));
+        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno;
+            ::close(fd_);
+            fd_ = -1;
+            if (e == EWOULDBLOCK)
+                throw Error(ErrorCode::Busy,
+                            fmt::format("another hp-apply is working on process {} (lock {})", inst.pid, path_));
+            throw Error(ErrorCode::Io, fmt::format("{}: cannot lock: {}", path_, std::strerror(e)));
+        }
+        struct stat a {}, b {};
+        if (::fstat(fd_, &a) == 0 && ::stat(path_.c_str(), &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+            return;
         ::close(fd_);
         fd_ = -1;
-        if (e == EWOULDBLOCK)
-            throw Error(ErrorCode::Busy, fmt::format("another hp-apply is working on process {} (lock {})", inst.pid, path_));
-        throw Error(ErrorCode::Io, fmt::format("{}: cannot lock: {}", path_, std::strerror(e)));
     }
+    throw Error(ErrorCode::Busy, fmt::format("could not take the lock {} (it kept changing)", path_));
 }
 
 InstanceLock::~InstanceLock() {

@@ -23,7 +23,9 @@ struct Instance {
     bool operator==(const Instance&) const = default;
 };
 // Throws Error(NoSuchProcess) naming the PID when it does not exist (or is a zombie:
-// Error(ProcessExited)).
+// Error(ProcessExited)). A process whose main thread exited (pthread_exit) while other
+// threads run is alive: its leader shows as a zombie, but it is not one. The /proc readers
+// below then use a live thread's /proc/PID/task/TID view of the memory.
 Instance instance(Pid pid);
 
 struct Mapping {
@@ -40,13 +42,17 @@ std::vector<Mapping> read_maps(Pid pid);
 
 // Thread ids from /proc/PID/task.
 std::vector<Pid> threads(Pid pid);
-// The thread's state letter from /proc/PID/task/TID/stat ('R', 'S', 'D', 't', 'Z', ...).
+// The thread's state letter from /proc/PID/task/TID/stat ('R', 'S', 'D', 't', 'Z', ...);
+// 'X' when the thread no longer exists.
 char thread_state(Pid pid, Pid tid);
 // First field of /proc/PID/task/TID/syscall: the syscall number the thread is blocked in,
 // -1 when running in user space, nullopt when unknown ("running" or unreadable).
 std::optional<long> thread_syscall(Pid pid, Pid tid);
-// The name (comm) of a process, for messages.
+// The name (comm) of a process, for messages ("?" when unreadable).
 std::string comm(Pid pid);
+// TracerPid of /proc/PID/task/TID/status (TID 0: the main thread): the thread id of the
+// tracer, 0 when not traced; nullopt when unreadable (the thread is gone).
+std::optional<Pid> tracer_pid(Pid pid, Pid tid = 0);
 
 // Memory through /proc/PID/mem (pread/pwrite). Writes reach read-only pages (the kernel's
 // FOLL_FORCE), as a debugger's do.
@@ -82,9 +88,16 @@ struct Module {
     bool deleted = false;      // the mapped file was replaced or removed on disk
 };
 // Every mapped ELF module, read through /proc/PID/map_files (the mapped file, not the path
-// on disk): only the headers and the build-id note are read. The executable comes first.
+// on disk): only the headers and the build-id note are read. The executable comes first,
+// then the others in address order. A module starts at a file mapping with offset 0 and
+// takes the later mappings of the same file (path and inode), so a file loaded twice
+// (dlmopen) is two modules. Opening map_files needs CAP_SYS_ADMIN (or
+// CAP_CHECKPOINT_RESTORE); without it the path is opened through /proc/PID/root and used
+// only if it is still the mapped inode. Files that are not 64-bit little-endian ELF (locale
+// archives, data files), device mappings, memfd and SysV shm are skipped.
 std::vector<Module> modules(Pid pid, const std::vector<Mapping>& maps);
-// The whole mapped file of a module, parsed (through map_files).
+// The whole mapped file of a module, parsed (through map_files, with the same fallback).
+// A file that does not parse throws Error(NotEligible): it cannot be patched.
 elf::ElfFile open_module(const Module& m);
 
 } // namespace hp::proc

@@ -61,6 +61,13 @@ class Tracer {
     Clock::time_point resume_all();
     const std::vector<ThreadInfo>& threads() const { return threads_; }
 
+    // Collects pending reports without blocking: re-delivers signals that stopped a
+    // running thread, lets threads born meanwhile start. Every other call does this while
+    // it waits; a caller that keeps the Tracer attached while it works elsewhere calls it
+    // now and then, since a traced thread that takes a signal or creates a thread waits in
+    // a ptrace-stop until the tracer answers.
+    void service_events();
+
     // Runs one system call in one thread while the others keep running: stops that thread
     // only (if not stopped already), saves its full state, executes `nr(args)` at
     // `syscall_insn` (the address of an existing syscall/svc instruction in the target),

@@ -21,7 +21,7 @@ static int pipefd[2];
 static atomic_int futex_word;
 static atomic_int tids[3];
 
-__attribute__((noinline)) long compute(long x)
+__attribute__((noipa)) long compute(long x)
 {
     return x + 1;
 }

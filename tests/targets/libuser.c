@@ -5,7 +5,7 @@
 int lib_answer(int x);
 int lib_count(void);
 
-__attribute__((noinline)) int compute(int x)
+__attribute__((noipa)) int compute(int x)
 {
     return x * x + 1;
 }

@@ -17,6 +17,9 @@ static const char *volatile text = "hotpatch loader victim";
 static const char *volatile needle = "loader";
 static volatile double angle = 0.5;
 
+/* Scratch memory the tests may overwrite (e.g. with a fake link_map node). */
+__attribute__((visibility("default"))) unsigned char hp_loader_victim_scratch[256];
+
 __attribute__((noinline, visibility("default"))) long hp_loader_victim_exported(long x)
 {
     return x * 7 + 1;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-__attribute__((noinline)) long compute(long x)
+__attribute__((noipa)) long compute(long x)
 {
     return x + 1;
 }

@@ -5,23 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* noipa on the functions a patch replaces: with inter-procedural register allocation
+ * (gcc -O2 -fipa-ra) a caller in the same file may keep values in registers the callee is
+ * known not to clobber, and inter-procedural constant propagation may specialise a
+ * callee for its only caller: a replacement compiled separately honours neither. */
 static long calls; /* non-exported data */
 #ifdef OTHER_BUILD
 const char other_build[] = "another build of the victim";
 #endif
 
-__attribute__((noinline, noclone)) static long scale(long x) /* non-exported function */
+__attribute__((noipa)) static long scale(long x) /* non-exported function */
 {
     return x * 3;
 }
 
-__attribute__((noinline)) long compute(long x)
+__attribute__((noipa)) long compute(long x)
 {
     calls++;
     return x + 1;
 }
 
-__attribute__((noinline)) long other(long x)
+__attribute__((noipa)) long other(long x)
 {
     return x - 1;
 }

@@ -1,0 +1,1012 @@
+// Stopping and borrowing threads with ptrace (DESIGN §6, §8). Arch-neutral: registers go
+// through regs_impl.hpp.
+//
+// The kernel behaviour this file is built on (kernel/ptrace.c, kernel/signal.c):
+//
+// * PTRACE_SEIZE attaches without stopping. PTRACE_INTERRUPT sets JOBCTL_TRAP_STOP and
+//   guarantees at least one trap; ANY trap (a signal-delivery-stop, a clone event) clears
+//   it, so "the stop that answers an interrupt" is whatever stop comes next.
+// * All our stops but the clone event happen in get_signal() on the way back to user
+//   mode, i.e. after an interrupted system call has returned -ERESTART* / -EINTR and
+//   before the kernel applies its restart logic. Whatever stop a thread is resumed from
+//   (event-stop or signal-delivery-stop), get_signal() then returns and the restart is
+//   decided from the registers at that moment. That is why a borrowed thread whose saved
+//   registers are put back unchanged restarts its read/futex/nanosleep as after any stop.
+//   A PTRACE_EVENT_CLONE stop is in the middle of clone(): registers set there would be
+//   overwritten by clone's return value, so such a thread is moved on to an event-stop
+//   before it is used.
+// * A signal-delivery-stop is left in place until the thread is resumed: PTRACE_CONT(sig)
+//   (or PTRACE_DETACH(sig)) delivers exactly that signal with its siginfo. Signals are
+//   therefore never dropped, only delayed while we hold the thread.
+// * A group-stop (SIGSTOP & co.) of a seized tracee is reported as PTRACE_EVENT_STOP
+//   with the stop signal in WSTOPSIG. PTRACE_LISTEN leaves such a thread stopped (and
+//   reporting a SIGCONT) without a ptrace-stop to service; PTRACE_INTERRUPT re-traps it.
+//   At PTRACE_DETACH, __ptrace_unlink() re-instates JOBCTL_STOP_PENDING while the group
+//   is stopped (SIGNAL_STOP_STOPPED), so a stopped process is stopped again after we go.
+// * PTRACE_DETACH needs the thread in a ptrace-stop; a LISTENing thread is not (it fails
+//   ptrace_freeze_traced). Detaching therefore interrupts every thread first.
+// * Every ptrace request must come from the thread that attached; waitpid(TID, __WALL)
+//   reports the tracees' stops and exits. We wait per thread id (never waitpid(-1)) so
+//   that the tool's other children are not reaped behind its back.
+#include "ptrace/tracer.hpp"
+
+#include "arch/syscalls.hpp"
+#include "doc/error.hpp"
+#include "ptrace/regs_impl.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+namespace hp::ptrace {
+
+namespace {
+
+using std::chrono::duration_cast;
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+
+bool is_stop_signal(int sig) {
+    return sig == SIGSTOP || sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU;
+}
+
+Pid gettid_() {
+    return static_cast<Pid>(::syscall(SYS_gettid));
+}
+
+long ms_between(Clock::time_point a, Clock::time_point b) {
+    return static_cast<long>(duration_cast<milliseconds>(b - a).count());
+}
+
+std::string read_small(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return "";
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+}
+
+// The value of a "Key:\tvalue" line of /proc/PID/status ("" if absent).
+std::string status_field(const std::string& status, std::string_view key) {
+    std::string all = "\n" + status, k = "\n" + std::string(key) + ":";
+    auto at = all.find(k);
+    if (at == std::string::npos) return "";
+    std::size_t i = at + k.size();
+    while (i < all.size() && (all[i] == ' ' || all[i] == '\t'))
+        ++i;
+    std::size_t j = all.find('\n', i);
+    return all.substr(i, j == std::string::npos ? std::string::npos : j - i);
+}
+
+void* as_data(long v) {
+    return reinterpret_cast<void*>(v);
+}
+
+// Kernel sigset (8 bytes) as PTRACE_GETSIGMASK/SETSIGMASK take it; not glibc's sigset_t.
+using KSigset = std::uint64_t;
+constexpr KSigset sigbit(int sig) {
+    return KSigset{1} << (sig - 1);
+}
+
+// While a borrowed thread runs our system call, every signal is blocked but SIGTRAP: the
+// single-step trap is forced with force_sig_fault(), which would reset a blocked SIGTRAP's
+// handler to SIG_DFL (force_sig_info_to_task). SIGKILL and SIGSTOP cannot be blocked.
+constexpr KSigset kBorrowMask = ~sigbit(SIGTRAP);
+
+} // namespace
+
+struct Tracer::Impl {
+    enum class Run { Running, Stopped, Listening, Zombie };
+    enum class Stop { None, Event, GroupStop, Signal, Clone };
+    struct Thread {
+        Pid tid = 0;
+        Run run = Run::Running;
+        Stop kind = Stop::None;
+        int sig = 0;      // kind == Signal: the signal being delivered
+        siginfo_t info{}; // ... and its siginfo
+        bool interrupt_pending = false;
+        bool hold = false;    // keep it stopped whatever the mode (borrowed, awaited)
+        bool foreign = false; // auto-attached child of clone() outside the thread group
+    };
+    struct Deferred {
+        Pid tid;
+        int sig;
+    };
+
+    Pid pid;
+    Pid self_tid = gettid_();
+    std::vector<ThreadInfo>& infos;
+    std::map<Pid, Thread> threads;
+    bool all_stopped = false; // between stop_all() and resume_all()
+    bool detaching = false;
+    bool process_exited = false;
+    std::vector<Deferred> resend; // signals to re-send with tgkill (see borrow restore)
+    std::unique_ptr<proc::Memory> mem;
+
+    Impl(Pid p, std::vector<ThreadInfo>& out) : pid(p), infos(out) {}
+    ~Impl() { detach_all(); }
+
+    // ---- bookkeeping ----
+
+    Thread* find(Pid tid) {
+        auto it = threads.find(tid);
+        return it == threads.end() ? nullptr : &it->second;
+    }
+
+    void check_thread() const {
+        Pid me = gettid_();
+        if (me != self_tid)
+            throw Error(ErrorCode::Internal,
+                        fmt::format("ptrace requests for process {} must come from thread {} (the "
+                                    "attaching thread), not {}",
+                                    pid, self_tid, me));
+    }
+
+    [[noreturn]] void throw_exited() const {
+        throw Error(ErrorCode::ProcessExited, fmt::format("process {} exited", pid));
+    }
+
+    // Some thread can still run: not gone, not a zombie.
+    bool any_live() const {
+        return std::any_of(threads.begin(), threads.end(),
+                           [](const auto& kv) { return kv.second.run != Run::Zombie; });
+    }
+
+    void check_alive() const {
+        if (process_exited || !any_live()) throw_exited();
+    }
+
+    void gone(Pid tid) {
+        threads.erase(tid);
+        // The leader's exit is reported only once the whole group is gone (or on exec).
+        if (tid == pid) process_exited = true;
+    }
+
+    bool want_stopped(const Thread& t) const { return all_stopped || detaching || t.hold; }
+
+    void add_new_thread(Pid tid) {
+        if (threads.count(tid)) return;
+        Thread t;
+        t.tid = tid;
+        // Its first report will be the initial PTRACE_EVENT_STOP of an auto-attached tracee.
+        t.interrupt_pending = true;
+        // clone() without CLONE_THREAD makes a process, traced too: stopped and detached
+        // like a thread, but never borrowed.
+        struct stat st {};
+        t.foreign = ::stat(fmt::format("/proc/{}/task/{}", pid, tid).c_str(), &st) != 0;
+        threads.emplace(tid, t);
+    }
+
+    // ---- ptrace primitives ----
+
+    void interrupt(Thread& t) {
+        if (t.interrupt_pending || t.run == Run::Zombie) return;
+        if (::ptrace(PTRACE_INTERRUPT, t.tid, nullptr, nullptr) == 0) t.interrupt_pending = true;
+        // ESRCH: the thread is gone or going; its exit is collected by poll().
+    }
+
+    // Resumes a stopped thread with PTRACE_CONT(sig). ESRCH means it was killed out of its
+    // stop (SIGKILL wakes a traced task): poll() will collect its exit.
+    void cont(Thread& t, int sig) {
+        ::ptrace(PTRACE_CONT, t.tid, nullptr, as_data(sig));
+        t.run = Run::Running;
+        t.kind = Stop::None;
+        t.sig = 0;
+    }
+
+    // Lets a stopped thread go on as if we had never stopped it.
+    void resume(Thread& t) {
+        if (t.run != Run::Stopped) return;
+        switch (t.kind) {
+        case Stop::GroupStop:
+            // Stay in the group-stop, as without a tracer (see the top of this file).
+            if (::ptrace(PTRACE_LISTEN, t.tid, nullptr, nullptr) == 0) {
+                t.run = Run::Listening;
+            } else if (errno == ESRCH) {
+                t.run = Run::Running;
+            }
+            // Any other failure: it stays in its ptrace-stop, which is stopped as well.
+            break;
+        case Stop::Signal:
+            cont(t, t.sig);
+            break;
+        default:
+            cont(t, 0);
+            break;
+        }
+    }
+
+    // Decides what a thread that just stopped does next.
+    void settle(Thread& t) {
+        if (t.run != Run::Stopped) return;
+        if (t.kind == Stop::Clone) {
+            // Mid-clone(): finish the call; when we want the thread stopped, a pending
+            // interrupt makes it trap again on its way out (an event-stop).
+            if (want_stopped(t)) interrupt(t);
+            ::ptrace(PTRACE_CONT, t.tid, nullptr, nullptr);
+            t.run = Run::Running;
+            t.kind = Stop::None;
+            return;
+        }
+        if (!want_stopped(t)) resume(t);
+    }
+
+    void on_status(Pid tid, int status) {
+        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+            gone(tid);
+            return;
+        }
+        Thread* tp = find(tid);
+        if (tp == nullptr || !WIFSTOPPED(status)) return;
+        Thread& t = *tp;
+        int sig = WSTOPSIG(status);
+        int event = status >> 16;
+        t.run = Run::Stopped;
+        t.interrupt_pending = false; // any trap clears a pending PTRACE_INTERRUPT
+        t.sig = 0;
+        if (event == PTRACE_EVENT_STOP) {
+            t.kind = is_stop_signal(sig) ? Stop::GroupStop : Stop::Event;
+        } else if (event == PTRACE_EVENT_CLONE) {
+            unsigned long msg = 0;
+            if (::ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &msg) == 0 && msg != 0)
+                add_new_thread(static_cast<Pid>(msg));
+            t.kind = Stop::Clone;
+        } else if (event == 0) {
+            t.kind = Stop::Signal;
+            t.sig = sig;
+            std::memset(&t.info, 0, sizeof t.info);
+            ::ptrace(PTRACE_GETSIGINFO, tid, nullptr, &t.info);
+        } else {
+            t.kind = Stop::Event; // no other event is enabled
+        }
+        settle(t);
+    }
+
+    // Collects one pending report of `tid`, if any. Returns true when something happened.
+    bool poll(Pid tid) {
+        for (;;) {
+            int status = 0;
+            pid_t r = ::waitpid(tid, &status, __WALL | WNOHANG);
+            if (r == tid) {
+                on_status(tid, status);
+                return true;
+            }
+            if (r == 0) return false;
+            if (errno == EINTR) continue;
+            // ECHILD: not (or no longer) our tracee - it exited and was reaped.
+            gone(tid);
+            return true;
+        }
+    }
+
+    bool poll_all() {
+        std::vector<Pid> tids;
+        tids.reserve(threads.size());
+        // Zombies too: their exit report (the leader's comes last) says the process is gone.
+        for (auto& kv : threads)
+            tids.push_back(kv.first);
+        bool any = false;
+        for (Pid tid : tids)
+            any |= poll(tid);
+        return any;
+    }
+
+    // A thread that never reports: a zombie leader (it exited with pthread_exit while others
+    // run; its exit is reported only when the group is empty) cannot stop again.
+    void mark_zombies() {
+        for (auto& [tid, t] : threads) {
+            if (t.run == Run::Stopped || t.run == Run::Zombie) continue;
+            char s = proc::thread_state(pid, tid);
+            if (s == 'Z' || s == 'X') t.run = Run::Zombie;
+        }
+    }
+
+    // Services reports until `done()` or the deadline. Waits with a short, growing sleep:
+    // stops arrive within microseconds, and a blocking wait would need waitpid(-1).
+    template <class Done> bool pump_until(Done done, Clock::time_point deadline) {
+        int idle = 0;
+        for (;;) {
+            bool any = poll_all();
+            if (done()) return true;
+            if (Clock::now() >= deadline) return false;
+            if (any) {
+                idle = 0;
+                continue;
+            }
+            ++idle;
+            if (idle % 16 == 0) mark_zombies();
+            if (done()) return true;
+            if (idle < 4)
+                std::this_thread::yield();
+            else
+                std::this_thread::sleep_for(
+                    microseconds(std::min(1000, 10 << std::min(idle - 4, 7))));
+        }
+    }
+
+    bool stopped(Pid tid) {
+        Thread* t = find(tid);
+        return t == nullptr || t->run == Run::Stopped || t->run == Run::Zombie;
+    }
+
+    // ---- attach ----
+
+    std::string explain_eperm() const {
+        std::string status = read_small(fmt::format("/proc/{}/status", pid));
+        if (status_field(status, "Kthread") == "1")
+            return fmt::format("process {} is a kernel thread", pid);
+        std::string yama = read_small("/proc/sys/kernel/yama/ptrace_scope");
+        int scope = yama.empty() ? -1 : yama[0] - '0';
+        if (scope == 3)
+            return "Yama ptrace_scope is 3 (/proc/sys/kernel/yama/ptrace_scope): attaching is "
+                   "disabled until reboot";
+        uid_t me = ::geteuid();
+        unsigned ruid = 0, euid = 0, suid = 0, fsuid = 0;
+        bool have_uid = std::sscanf(status_field(status, "Uid").c_str(), "%u %u %u %u", &ruid,
+                                    &euid, &suid, &fsuid) == 4;
+        if (me != 0 && have_uid && (ruid != me || euid != me || suid != me))
+            return fmt::format("process {} runs as uid {} and we as uid {}: ptrace needs the same "
+                               "uid or CAP_SYS_PTRACE",
+                               pid, euid, me);
+        // A non-dumpable process (setuid, changed credentials, PR_SET_DUMPABLE 0) has its
+        // /proc/PID files owned by root (proc_pid_make_inode/task_dump_owner).
+        struct stat st {};
+        if (me != 0 && ::stat(fmt::format("/proc/{}", pid).c_str(), &st) == 0 && st.st_uid == 0 &&
+            have_uid && euid != 0)
+            return fmt::format("process {} is not dumpable (setuid, changed credentials or "
+                               "PR_SET_DUMPABLE 0): ptrace needs CAP_SYS_PTRACE",
+                               pid);
+        if (scope == 1 && me != 0)
+            return "Yama ptrace_scope is 1 (/proc/sys/kernel/yama/ptrace_scope): only an ancestor "
+                   "may attach; run as root or with CAP_SYS_PTRACE";
+        if (scope == 2 && me != 0)
+            return "Yama ptrace_scope is 2 (/proc/sys/kernel/yama/ptrace_scope): only "
+                   "CAP_SYS_PTRACE may attach";
+        return fmt::format("ptrace attach to process {} denied (EPERM): a security module "
+                           "(SELinux, AppArmor), a container's limits or a missing "
+                           "CAP_SYS_PTRACE",
+                           pid);
+    }
+
+    void attach(Clock::time_point deadline) {
+        if (pid <= 0) throw Error(ErrorCode::NoSuchProcess, fmt::format("no process {}", pid));
+        if (pid == ::getpid())
+            throw Error(ErrorCode::Permission, fmt::format("process {} is this process", pid));
+        std::string status = read_small(fmt::format("/proc/{}/status", pid));
+        if (status.empty())
+            throw Error(ErrorCode::NoSuchProcess, fmt::format("no process {}", pid));
+        std::string tgid = status_field(status, "Tgid");
+        if (!tgid.empty() && tgid != std::to_string(pid))
+            throw Error(ErrorCode::NoSuchProcess,
+                        fmt::format("{} is a thread of process {}, not a process", pid, tgid));
+        (void)proc::instance(pid); // NoSuchProcess, or ProcessExited for a zombie
+
+        std::vector<Pid> ignored; // threads that were exiting when seen
+        for (;;) {
+            std::vector<Pid> tids;
+            try {
+                tids = proc::threads(pid);
+            } catch (const Error&) {
+                if (threads.empty()) throw;
+                throw_exited();
+            }
+            bool added = false;
+            for (Pid tid : tids) {
+                if (threads.count(tid) || std::count(ignored.begin(), ignored.end(), tid)) continue;
+                if (::ptrace(PTRACE_SEIZE, tid, nullptr, as_data(PTRACE_O_TRACECLONE)) == 0) {
+                    Thread t;
+                    t.tid = tid;
+                    threads.emplace(tid, t);
+                    added = true;
+                    continue;
+                }
+                int e = errno;
+                if (e == ESRCH) {
+                    if (tid == pid)
+                        throw Error(ErrorCode::NoSuchProcess, fmt::format("no process {}", pid));
+                    continue; // vanished between the listing and the seize
+                }
+                if (e != EPERM)
+                    throw Error(ErrorCode::Internal,
+                                fmt::format("cannot attach to thread {} of process {}: {}", tid,
+                                            pid, std::strerror(e)));
+                auto tracer = proc::tracer_pid(pid, tid);
+                if (tracer && *tracer == self_tid && threads.empty())
+                    throw Error(
+                        ErrorCode::Traced,
+                        fmt::format("process {} is already traced by this process (thread {})", pid,
+                                    self_tid));
+                if (tracer && *tracer == self_tid) {
+                    // Born from a thread we already hold: PTRACE_O_TRACECLONE attached it.
+                    add_new_thread(tid);
+                    added = true;
+                    continue;
+                }
+                char st = proc::thread_state(pid, tid);
+                if (st == 'Z' || st == 'X') {
+                    // ptrace_attach() refuses exiting tasks. A zombie leader of a live
+                    // process (pthread_exit) has nothing to stop; an exiting thread neither.
+                    if (tid == pid && tids.size() <= 1) throw_exited();
+                    if (tid == pid) {
+                        Thread t;
+                        t.tid = tid;
+                        t.run = Run::Zombie;
+                        threads.emplace(tid, t);
+                    } else {
+                        ignored.push_back(tid);
+                    }
+                    continue;
+                }
+                if (tracer && *tracer != 0)
+                    throw Error(ErrorCode::Traced,
+                                fmt::format("process {} is already traced by {} ({})", pid, *tracer,
+                                            proc::comm(*tracer)));
+                throw Error(ErrorCode::Permission, explain_eperm());
+            }
+            // Service what attaching produced: group-stop reports of a stopped process
+            // (parked with LISTEN), initial stops of threads born meanwhile, signals.
+            poll_all();
+            if (process_exited) throw_exited();
+            if (!added) break;
+            if (Clock::now() >= deadline)
+                throw Error(
+                    ErrorCode::Unsafe,
+                    fmt::format("threads of process {} kept appearing while attaching", pid));
+        }
+        if (!any_live()) throw_exited();
+    }
+
+    // Threads of the process that we do not know. Those traced by us (born meanwhile) are
+    // adopted, others seized; returns true when something was added.
+    bool adopt_unknown() {
+        std::vector<Pid> tids;
+        try {
+            tids = proc::threads(pid);
+        } catch (const Error&) {
+            return false; // gone: the exit reports will tell
+        }
+        bool added = false;
+        for (Pid tid : tids) {
+            if (threads.count(tid)) continue;
+            if (::ptrace(PTRACE_SEIZE, tid, nullptr, as_data(PTRACE_O_TRACECLONE)) == 0) {
+                Thread t;
+                t.tid = tid;
+                threads.emplace(tid, t);
+                if (want_stopped(threads[tid])) interrupt(threads[tid]);
+                added = true;
+            } else if (errno == EPERM && proc::tracer_pid(pid, tid) == self_tid) {
+                add_new_thread(tid);
+                added = true;
+            }
+        }
+        return added;
+    }
+
+    std::string describe_thread(Pid tid) const {
+        char st = proc::thread_state(pid, tid);
+        std::string wchan = read_small(fmt::format("/proc/{}/task/{}/wchan", pid, tid));
+        auto sc = proc::thread_syscall(pid, tid);
+        std::string out = fmt::format("thread {} (state {}", tid, st);
+        if (!wchan.empty() && wchan != "0") out += fmt::format(", wchan {}", wchan);
+        if (sc && *sc >= 0) out += fmt::format(", in system call {}", *sc);
+        return out + ")";
+    }
+
+    // ---- stop / resume ----
+
+    Clock::time_point stop_all(Clock::time_point deadline) {
+        check_alive();
+        auto t0 = Clock::now();
+        all_stopped = true;
+        for (auto& [tid, t] : threads)
+            if (t.run == Run::Running || t.run == Run::Listening) interrupt(t);
+        auto all_in = [&] {
+            if (process_exited || !any_live()) return true;
+            for (auto& [tid, t] : threads)
+                if (!(t.run == Run::Zombie || (t.run == Run::Stopped && t.kind != Stop::Clone)))
+                    return false;
+            // Every known thread is stopped, so none can create more: anything unknown left
+            // in /proc/PID/task was missed (or born before its parent was seized).
+            return !adopt_unknown();
+        };
+        bool ok = pump_until(all_in, deadline);
+        if (process_exited || !any_live()) {
+            all_stopped = false;
+            resume_all();
+            throw_exited();
+        }
+        if (!ok) {
+            Pid late = 0;
+            for (auto& [tid, t] : threads)
+                if (t.run != Run::Stopped && t.run != Run::Zombie) {
+                    late = tid;
+                    break;
+                }
+            std::string who = late ? describe_thread(late) : std::string("a new thread");
+            resume_all();
+            throw Error(ErrorCode::Unsafe,
+                        fmt::format("could not stop {} of process {} within {} ms", who, pid,
+                                    std::max(0L, ms_between(t0, deadline))));
+        }
+        try {
+            read_infos();
+        } catch (...) {
+            resume_all();
+            throw;
+        }
+        return t0;
+    }
+
+    void read_infos() {
+        infos.clear();
+        for (auto& [tid, t] : threads) {
+            if (t.run != Run::Stopped || t.foreign) continue;
+            ThreadInfo ti;
+            ti.tid = tid;
+            int e = detail::get_gp(tid, ti.regs);
+            if (e == ESRCH) continue; // killed out of its stop; its exit is collected later
+            if (e == ENOEXEC)
+                throw Error(
+                    ErrorCode::Unsupported,
+                    fmt::format("process {} is not a 64-bit process of this architecture", pid));
+            if (e != 0)
+                throw Error(ErrorCode::Internal,
+                            fmt::format("cannot read the registers of thread {} of process {}: {}",
+                                        tid, pid, std::strerror(e)));
+            ti.syscall_nr = detail::interrupted_syscall(ti.regs, read32());
+            ti.in_syscall = ti.syscall_nr >= 0;
+            infos.push_back(ti);
+        }
+        // The main thread first, as in /proc/PID/task.
+        std::stable_partition(infos.begin(), infos.end(),
+                              [&](const ThreadInfo& i) { return i.tid == pid; });
+    }
+
+    detail::Read32 read32() {
+        return [this](std::uint64_t addr) -> std::optional<std::uint32_t> {
+            try {
+                if (!mem) mem = std::make_unique<proc::Memory>(pid, false);
+            } catch (const Error&) {
+                return std::nullopt;
+            }
+            std::uint8_t b[4];
+            if (!mem->read_fallible(addr, b, 4)) return std::nullopt;
+            return load_le32(b);
+        };
+    }
+
+    void send_deferred() {
+        for (const Deferred& d : resend)
+            ::syscall(SYS_tgkill, pid, d.tid, d.sig);
+        resend.clear();
+    }
+
+    Clock::time_point resume_all() {
+        all_stopped = false;
+        send_deferred();
+        for (auto& [tid, t] : threads)
+            if (!t.hold) resume(t);
+        return Clock::now();
+    }
+
+    // ---- borrowing one thread ----
+
+    Pid choose_thread() const {
+        auto blocked_in_syscall = [&](const Thread& t) {
+            if (t.run == Run::Stopped) {
+                for (const ThreadInfo& i : infos)
+                    if (i.tid == t.tid) return i.in_syscall;
+                return false;
+            }
+            auto sc = proc::thread_syscall(pid, t.tid); // "running" (on a CPU) -> nullopt
+            return sc && *sc >= 0;
+        };
+        for (const auto& [tid, t] : threads) {
+            if (t.foreign || t.run == Run::Zombie || t.kind == Stop::Signal) continue;
+            if (!blocked_in_syscall(t)) return tid;
+        }
+        auto main = threads.find(pid);
+        if (main != threads.end() && main->second.run != Run::Zombie) return pid;
+        for (const auto& [tid, t] : threads)
+            if (!t.foreign && t.run != Run::Zombie) return tid;
+        return pid;
+    }
+
+    std::int64_t remote_syscall(Pid want, std::uint64_t insn, long nr,
+                                const std::array<std::uint64_t, 6>& args,
+                                Clock::time_point deadline);
+    Pid acquire(Pid want, Clock::time_point deadline, bool& was_stopped);
+    void detach_all() noexcept;
+    class Borrow;
+};
+
+// Restores a borrowed thread on every path out of remote_syscall (DESIGN §6: "every change
+// to the target is undone unless committed").
+class Tracer::Impl::Borrow {
+  public:
+    Borrow(Impl& impl, Pid tid) : impl_(impl), tid_(tid) {}
+    ~Borrow() {
+        try {
+            restore();
+        } catch (...) {
+            // Nothing more can be done for this thread; the destructor of Tracer detaches.
+        }
+    }
+    Borrow(const Borrow&) = delete;
+    Borrow& operator=(const Borrow&) = delete;
+
+    // Saves everything the thread must get back. Throws before anything is changed.
+    void save() {
+        Impl::Thread& t = thread();
+        int e = detail::get_gp(tid_, regs_);
+        if (e == 0) e = detail::get_extra(tid_, extra_);
+        if (e == 0 && ::ptrace(PTRACE_GETSIGMASK, tid_, as_data(sizeof(KSigset)), &mask_) != 0)
+            e = errno;
+        if (e == ESRCH) throw_gone();
+        if (e == ENOEXEC)
+            throw Error(
+                ErrorCode::Unsupported,
+                fmt::format("process {} is not a 64-bit process of this architecture", impl_.pid));
+        if (e != 0)
+            throw Error(ErrorCode::Internal,
+                        fmt::format("cannot save the state of thread {} of process {}: {}", tid_,
+                                    impl_.pid, std::strerror(e)));
+        group_stopped_ = t.kind == Impl::Stop::GroupStop;
+        if (t.kind == Impl::Stop::Signal) pending_.push_back({t.sig, t.info});
+        saved_ = true;
+    }
+
+    const Regs& regs() const { return regs_; }
+
+    // Executes the prepared registers up to the single-step trap after the system call.
+    std::int64_t run(const Regs& work, std::uint64_t insn, Clock::time_point deadline) {
+        (void)thread();
+        KSigset block = kBorrowMask;
+        dirty_ = true; // from here on, restore() puts back registers and mask
+        if (::ptrace(PTRACE_SETSIGMASK, tid_, as_data(sizeof(KSigset)), &block) != 0)
+            fail("block signals in");
+        if (int e = detail::set_gp(tid_, work); e != 0) {
+            errno = e;
+            fail("set the registers of");
+        }
+        const std::uint64_t after = insn + detail::syscall_insn_size();
+        for (int steps = 0;; ++steps) {
+            // Resuming with signal 0 discards a signal whose delivery-stop we are in; it was
+            // saved (save() or below) and is given back by restore().
+            if (::ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) fail("single-step");
+            thread().run = Impl::Run::Running;
+            thread().kind = Impl::Stop::None;
+            if (!impl_.pump_until([&] { return impl_.stopped(tid_); }, deadline)) {
+                throw Error(
+                    ErrorCode::Unsafe,
+                    fmt::format(
+                        "system call {} in thread {} of process {} did not complete in time", nr_,
+                        tid_, impl_.pid));
+            }
+            if (impl_.find(tid_) == nullptr) throw_gone();
+            Impl::Thread& s = thread();
+            if (s.kind == Impl::Stop::Signal && s.sig == SIGTRAP) {
+                Regs now;
+                if (int e = detail::get_gp(tid_, now); e != 0) {
+                    errno = e;
+                    fail("read the registers of");
+                }
+                if (now.ip() == after) return detail::syscall_result(now);
+                if (now.ip() != insn)
+                    throw Error(
+                        ErrorCode::Internal,
+                        fmt::format("thread {} of process {} stopped at {} instead of {} after a "
+                                    "system call",
+                                    tid_, impl_.pid, hex_addr(now.ip()), hex_addr(after)));
+                // A SIGTRAP from someone else, before our instruction ran: keep it.
+                pending_.push_back({s.sig, s.info});
+            } else if (s.kind == Impl::Stop::Signal) {
+                // SIGSTOP (it cannot be blocked) or another signal that got through.
+                pending_.push_back({s.sig, s.info});
+            } else if (s.kind == Impl::Stop::GroupStop) {
+                group_stopped_ = true; // another thread stopped the group
+            } else if (s.kind == Impl::Stop::Event) {
+                group_stopped_ = false; // a SIGCONT woke a listening thread
+            }
+            if (steps > 64)
+                throw Error(
+                    ErrorCode::Internal,
+                    fmt::format("thread {} of process {} keeps stopping before the system call",
+                                tid_, impl_.pid));
+        }
+    }
+
+    void set_nr(long nr) { nr_ = nr; }
+
+  private:
+    struct Pending {
+        int sig;
+        siginfo_t info;
+    };
+
+    Impl::Thread& thread() {
+        Impl::Thread* t = impl_.find(tid_);
+        if (t == nullptr) throw_gone();
+        return *t;
+    }
+
+    [[noreturn]] void throw_gone() {
+        if (impl_.process_exited) impl_.throw_exited();
+        throw Error(ErrorCode::ProcessExited,
+                    fmt::format("thread {} of process {} exited while borrowed", tid_, impl_.pid));
+    }
+
+    [[noreturn]] void fail(const char* what) {
+        int e = errno;
+        if (e == ESRCH) throw_gone();
+        throw Error(ErrorCode::Internal, fmt::format("cannot {} thread {} of process {}: {}", what,
+                                                     tid_, impl_.pid, std::strerror(e)));
+    }
+
+    // Puts the saved state back and returns the thread to a stop equivalent to the one it
+    // was borrowed in.
+    void restore() {
+        if (!saved_) return;
+        saved_ = false;
+        Impl::Thread* t = impl_.find(tid_);
+        if (t == nullptr) return; // died: nothing to restore
+        if (t->run != Impl::Run::Stopped) {
+            // Still running our call (timeout): stop it first, briefly.
+            impl_.interrupt(*t);
+            impl_.pump_until([&] { return impl_.stopped(tid_); },
+                             Clock::now() + milliseconds(2000));
+            t = impl_.find(tid_);
+            if (t == nullptr || t->run != Impl::Run::Stopped) return;
+        }
+        if (dirty_) {
+            // Exactly the saved registers: the kernel then applies its own restart logic when
+            // the thread leaves get_signal() (see the top of this file).
+            detail::set_gp(tid_, regs_);
+            detail::set_extra(tid_, extra_);
+            ::ptrace(PTRACE_SETSIGMASK, tid_, as_data(sizeof(KSigset)), &mask_);
+        }
+        // The thread now sits in a stop of our making (the SIGTRAP delivery-stop). Give it
+        // back the stop it had, with every signal that reached it meanwhile:
+        // - not in a group-stop and a signal to deliver: this is a signal-delivery-stop,
+        //   so PTRACE_SETSIGINFO + resuming with that signal delivers it exactly as it was
+        //   (ptrace_signal() keeps our siginfo when si_signo matches);
+        // - otherwise PTRACE_INTERRUPT + PTRACE_CONT(0) lets get_signal() loop once and trap
+        //   again in do_jobctl_trap(), an event-stop with the registers untouched (and the
+        //   group's stop signal when the group is stopped, so LISTEN works again).
+        // Signals beyond the first (rare: at most SIGSTOP and a foreign SIGTRAP get past the
+        // mask) are re-sent with tgkill, with our siginfo: delayed, not lost.
+        if (!pending_.empty() && !group_stopped_) {
+            Pending first = pending_.front();
+            bool at_signal_stop = t->kind == Impl::Stop::Signal;
+            if (at_signal_stop && ::ptrace(PTRACE_SETSIGINFO, tid_, nullptr, &first.info) == 0) {
+                t->kind = Impl::Stop::Signal;
+                t->sig = first.sig;
+                t->info = first.info;
+                for (std::size_t i = 1; i < pending_.size(); ++i)
+                    impl_.resend.push_back({tid_, pending_[i].sig});
+                pending_.clear();
+                return;
+            }
+        }
+        for (const Pending& p : pending_)
+            impl_.resend.push_back({tid_, p.sig});
+        pending_.clear();
+        if (dirty_ || t->kind == Impl::Stop::Signal || t->kind == Impl::Stop::Clone) {
+            impl_.interrupt(*t);
+            ::ptrace(PTRACE_CONT, tid_, nullptr, nullptr);
+            t->run = Impl::Run::Running;
+            t->kind = Impl::Stop::None;
+            impl_.pump_until(
+                [&] {
+                    Impl::Thread* x = impl_.find(tid_);
+                    return x == nullptr ||
+                           (x->run == Impl::Run::Stopped && x->kind != Impl::Stop::Clone);
+                },
+                Clock::now() + milliseconds(2000));
+        }
+    }
+
+    Impl& impl_;
+    Pid tid_;
+    Regs regs_;
+    detail::ExtraState extra_;
+    KSigset mask_ = 0;
+    bool saved_ = false, dirty_ = false, group_stopped_ = false;
+    long nr_ = -1;
+    std::vector<Pending> pending_;
+};
+
+// A thread to borrow, in an event- or signal-delivery-stop and held there. A thread chosen
+// by us (want == 0) that exits before it stops is replaced by another choice.
+Pid Tracer::Impl::acquire(Pid want, Clock::time_point deadline, bool& was_stopped) {
+    for (;;) {
+        check_alive();
+        Pid tid = want != 0 ? want : choose_thread();
+        Thread* t = find(tid);
+        if (t == nullptr || t->foreign)
+            throw Error(ErrorCode::NoSuchProcess,
+                        fmt::format("thread {} of process {} is not traced", tid, pid));
+        if (t->run == Run::Zombie)
+            throw Error(ErrorCode::ProcessExited,
+                        fmt::format("thread {} of process {} has exited", tid, pid));
+        t->hold = true;
+        was_stopped = t->run == Run::Stopped && t->kind != Stop::Clone;
+        if (was_stopped) return tid;
+        interrupt(*t);
+        auto ready = [&] {
+            Thread* x = find(tid);
+            return x == nullptr || x->run == Run::Zombie ||
+                   (x->run == Run::Stopped && x->kind != Stop::Clone);
+        };
+        bool ok = pump_until(ready, deadline);
+        Thread* x = find(tid);
+        if (x != nullptr && x->run == Run::Stopped && x->kind != Stop::Clone) return tid;
+        if (x != nullptr) {
+            x->hold = false;
+            settle(*x);
+        }
+        if (!ok)
+            throw Error(ErrorCode::Unsafe, fmt::format("could not stop {} of process {} in time",
+                                                       describe_thread(tid), pid));
+        if (process_exited) throw_exited();
+        if (want != 0)
+            throw Error(ErrorCode::ProcessExited,
+                        fmt::format("thread {} of process {} exited", tid, pid));
+    }
+}
+
+std::int64_t Tracer::Impl::remote_syscall(Pid want, std::uint64_t insn, long nr,
+                                          const std::array<std::uint64_t, 6>& args,
+                                          Clock::time_point deadline) {
+    bool was_stopped = false;
+    Pid tid = acquire(want, deadline, was_stopped);
+    // Whatever happens, a thread we stopped for this call runs again afterwards (declared
+    // before the Borrow, so it runs after the registers are back).
+    struct Release {
+        Impl& impl;
+        Pid tid;
+        bool was_stopped;
+        ~Release() {
+            if (Thread* x = impl.find(tid)) {
+                x->hold = false;
+                if (!was_stopped) impl.settle(*x);
+            }
+        }
+    } release{*this, tid, was_stopped};
+
+    Borrow b(*this, tid);
+    b.set_nr(nr);
+    b.save();
+    if (!detail::insn_usable(b.regs(), insn))
+        throw Error(
+            ErrorCode::Unsupported,
+            fmt::format("thread {} of process {} is stopped at the system call instruction {} "
+                        "chosen for the call; borrow another thread",
+                        tid, pid, hex_addr(insn)));
+    Regs work = b.regs();
+    detail::prepare_syscall(work, insn, nr, args);
+    std::int64_t r = b.run(work, insn, deadline);
+    // -ERESTART* never reaches user code; an injected call interrupted by a signal is EINTR.
+    if (r <= -512 && r >= -516) r = -EINTR;
+    return r;
+}
+
+void Tracer::Impl::detach_all() noexcept {
+    try {
+        if (gettid_() != self_tid)
+            return; // only the attaching thread may; the kernel detaches at our exit
+        detaching = true;
+        for (auto& [tid, t] : threads)
+            if (t.run == Run::Running || t.run == Run::Listening) interrupt(t);
+        pump_until(
+            [&] {
+                for (auto& [tid, t] : threads)
+                    if (t.run != Run::Stopped && t.run != Run::Zombie) return false;
+                return true;
+            },
+            Clock::now() + milliseconds(2000));
+        for (auto& [tid, t] : threads) {
+            if (t.run != Run::Stopped) continue;
+            int sig = t.kind == Stop::Signal ? t.sig : 0;
+            ::ptrace(PTRACE_DETACH, tid, nullptr, as_data(sig));
+        }
+        // Threads still running here (stuck in uninterruptible sleep) stay attached until
+        // this process exits, when the kernel detaches them (exit_ptrace).
+        threads.clear();
+        send_deferred();
+    } catch (...) {
+    }
+}
+
+// ---- Tracer ----
+
+Tracer::Tracer(Pid pid, Clock::time_point deadline)
+    : pid_(pid), impl_(std::make_unique<Impl>(pid, threads_)) {
+    impl_->attach(deadline);
+}
+
+Tracer::~Tracer() = default;
+
+Clock::time_point Tracer::stop_all(Clock::time_point deadline) {
+    impl_->check_thread();
+    return impl_->stop_all(deadline);
+}
+
+Clock::time_point Tracer::resume_all() {
+    impl_->check_thread();
+    return impl_->resume_all();
+}
+
+std::int64_t Tracer::remote_syscall(Pid tid, std::uint64_t syscall_insn, long nr,
+                                    std::array<std::uint64_t, 6> args, Clock::time_point deadline) {
+    impl_->check_thread();
+    return impl_->remote_syscall(tid, syscall_insn, nr, args, deadline);
+}
+
+Pid Tracer::choose_thread() const {
+    return impl_->choose_thread();
+}
+
+void Tracer::service_events() {
+    impl_->check_thread();
+    impl_->poll_all();
+}
+
+// ---- finding a syscall instruction ----
+
+std::uint64_t find_syscall_insn(const proc::Memory& mem, const std::vector<proc::Mapping>& maps,
+                                arch::Arch a) {
+    ByteView pat = arch::syscall_insn(a);
+    const std::uint64_t align = a == arch::Arch::AArch64 ? 4 : 1;
+    auto is_libc = [](const std::string& p) {
+        auto slash = p.rfind('/');
+        std::string_view base =
+            std::string_view(p).substr(slash == std::string::npos ? 0 : slash + 1);
+        return base.rfind("libc.so", 0) == 0 || base.rfind("libc-", 0) == 0;
+    };
+    // Code that does not change under us: executable, not writable (JIT areas are).
+    auto usable = [](const proc::Mapping& m) {
+        return m.executable() && !m.writable() && m.path != "[vsyscall]";
+    };
+    std::vector<const proc::Mapping*> order;
+    for (const auto& m : maps)
+        if (usable(m) && m.path == "[vdso]") order.push_back(&m);
+    for (const auto& m : maps)
+        if (usable(m) && is_libc(m.path)) order.push_back(&m);
+    for (const auto& m : maps)
+        if (usable(m) && m.path != "[vdso]" && !is_libc(m.path)) order.push_back(&m);
+
+    constexpr std::size_t kChunk = 64 * 1024;
+    Bytes buf;
+    for (const proc::Mapping* m : order) {
+        for (std::uint64_t at = m->start; at < m->end;) {
+            std::size_t len =
+                static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m->end - at));
+            buf.resize(len);
+            if (!mem.read_fallible(at, buf.data(), len)) break; // unreadable: next mapping
+            for (std::size_t i = 0; i + pat.size() <= len; ++i) {
+                if ((at + i) % align != 0) continue;
+                if (std::equal(pat.begin(), pat.end(),
+                               buf.begin() + static_cast<std::ptrdiff_t>(i)))
+                    return at + i;
+            }
+            if (at + len >= m->end) break;
+            at += len - (pat.size() - 1); // overlap so a match across chunks is found
+        }
+    }
+    throw Error(ErrorCode::NotEligible,
+                fmt::format("no {} instruction in the executable mappings of process {}",
+                            a == arch::Arch::X86_64 ? "syscall" : "svc #0", mem.pid()));
+}
+
+} // namespace hp::ptrace
