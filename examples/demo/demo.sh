@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The demo: build the service and its fix, pack the fix against the service binary,
-# and inspect the package. Run through ./run demo.
+# inspect it, start the service, apply the fix while it runs, verify, revert — the
+# service keeps answering throughout. Run through ./run demo.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BIN=${HP_BIN:?set HP_BIN to the build directory}
 WORK=$(mktemp -d /tmp/hotpatch-demo.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+SVC=
+cleanup() { [ -n "$SVC" ] && kill "$SVC" 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "build the service and the patch"
@@ -29,3 +32,33 @@ echo "hp-inspect --disasm fix-empty-user.hpk"
 step "the same as JSON, for scripts"
 echo "hp-inspect fix-empty-user.hpk | jq '.functions[] | {symbol, site: .site.address, expected: .site.expected}'"
 "$BIN/hp-inspect" "$WORK/fix-empty-user.hpk" | jq '.functions[] | {symbol, site: .site.address, expected: .site.expected}'
+
+step "start the service (it stays up from here on)"
+mkfifo "$WORK/in" "$WORK/out"
+"$WORK/service" <"$WORK/in" >"$WORK/out" 2>"$WORK/audit.log" &
+SVC=$!
+exec {TO}>"$WORK/in"
+exec {FROM}<"$WORK/out"
+read -t 10 -r line <&"$FROM"
+echo "service pid $SVC: $line"
+ask() { printf '%s\n' "$1" >&"$TO"; read -t 10 -r line <&"$FROM"; echo "  request \"$1\" -> $line"; }
+ask admin
+ask ""
+
+step "apply the fix to the running service"
+echo "hp-apply -p $SVC --allow-unsigned fix-empty-user.hpk"
+"$BIN/hp-apply" -p "$SVC" --allow-unsigned "$WORK/fix-empty-user.hpk" --format text
+ask admin
+ask ""
+echo "  (same process: pid $SVC; its audit log counts on: $(tail -1 "$WORK/audit.log"))"
+
+step "verify what is in memory"
+echo "hp-verify -p $SVC"
+"$BIN/hp-verify" -p "$SVC" --format text
+echo "hp-inspect fix-empty-user.hpk | hp-verify -p $SVC - | jq .package"
+"$BIN/hp-inspect" "$WORK/fix-empty-user.hpk" | "$BIN/hp-verify" -p "$SVC" - | jq -c .package
+
+step "revert it (the next restart runs the fixed binary from disk anyway)"
+echo "hp-apply -p $SVC --revert fix-empty-user"
+"$BIN/hp-apply" -p "$SVC" --revert fix-empty-user --format text
+ask ""

@@ -114,9 +114,14 @@ int main(int argc, char** argv) {
             out = fmt::format("applied '{}' to process {} (freeze {} us, total {} us)\n", doc["id"].get<std::string>(),
                               doc["pid"].get<int>(), doc["timings"]["freeze_us"].get<std::uint64_t>(),
                               doc["timings"]["total_us"].get<std::uint64_t>());
-        for (const json& s : r["sites"])
-            out += fmt::format("  {} {} at {}: {} -> {}\n", s["module"].get<std::string>(), s["function"].get<std::string>(),
-                               s["address"].get<std::string>(), s["original"].get<std::string>(), s["new"].get<std::string>());
+        bool revert = action == "revert";
+        for (const json& s : r["sites"]) {
+            std::string fn = s["function"].get<std::string>();
+            if (fn.empty()) fn = s["function_address"].get<std::string>();
+            out += fmt::format("  {} {} at {}: {} -> {}\n", s["module"].get<std::string>(), fn,
+                               s["address"].get<std::string>(), s[revert ? "new" : "original"].get<std::string>(),
+                               s[revert ? "original" : "new"].get<std::string>());
+        }
         return out;
     };
     return tool.run(app, argc, argv, body, text);
