@@ -583,20 +583,26 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         throw;
     }
     rec->state = State::Reverted;
-    auto busy = in_use(tracer, mem, maps, rec->mappings);
-    if (!busy) {
-        auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
-        for (const auto& r : rec->mappings) {
-            std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
-                                                    {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
-            if (rc < 0) {
-                out.keep_reason = fmt::format("munmap failed: {}", std::strerror(static_cast<int>(-rc)));
-                break;
+    // The revert itself is done and recorded; from here on a failure only means the code
+    // stays mapped, which the document says, never an error.
+    try {
+        auto busy = in_use(tracer, mem, maps, rec->mappings);
+        if (!busy) {
+            auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
+            for (const auto& r : rec->mappings) {
+                std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
+                                                        {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
+                if (rc < 0) {
+                    out.keep_reason = fmt::format("munmap failed: {}", std::strerror(static_cast<int>(-rc)));
+                    break;
+                }
             }
+            out.unmapped = out.keep_reason.empty();
+        } else {
+            out.keep_reason = *busy;
         }
-        out.unmapped = out.keep_reason.empty();
-    } else {
-        out.keep_reason = *busy;
+    } catch (const Error& e) {
+        out.keep_reason = e.what();
     }
     Clock::time_point last = tracer.resume_all();
     out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
