@@ -78,7 +78,8 @@ int Tool::run(CLI::App& app, int argc, char** argv, const std::function<int()>& 
     if (format_flag_ == "text") fmt = Format::Text;
     std::string out;
     if (fmt == Format::Json) {
-        out = doc_.dump(2) + "\n";
+        // Replace, not throw on, invalid UTF-8 (a path or name from hostile input).
+        out = doc_.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
     } else if (!doc_.contains("error")) {
         out = text(doc_);
     }

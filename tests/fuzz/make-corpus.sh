@@ -5,7 +5,19 @@
 #   tests/fuzz/make-corpus.sh [BUILD_DIR]     (BUILD_DIR: where hp-pack is; default build/)
 #
 # It replaces the seed-*.hpk files only. The regress-*.hpk files are inputs that once broke
-# the reader (found by fuzzing, minimised); they are kept as they are, never regenerated.
+# the reader; they are kept as they are, never regenerated. Each has a valid digest and
+# payload.sha256 (unsigned), so hp-inspect reaches the flaw too (tests/e2e/
+# inspect_robustness.sh feeds them to it and requires exit 2):
+#   regress-utf8-undefined-name.hpk  found by fuzz_package: a payload .dynsym name with a
+#       0x9c byte quoted in an error message; nlohmann::json refused to serialise the
+#       error document and hp-inspect died in std::terminate (exit 134).
+#   regress-utf8-tls-symbol.hpk      the same through payload.cpp's refuse(): an STT_TLS
+#       .symtab symbol whose name starts with 0xff.
+#   regress-utf8-section-name.hpk    the same through ElfFile::bad(): section "\xffrela.dyn"
+#       made SHT_REL.
+#   regress-reloc-offset-wrap.hpk    an R_X86_64_RELATIVE at 0xfffffffffffffff9: the
+#       "inside a PT_LOAD" check wrapped around and accepted it (the loader would write
+#       8 bytes just below the payload's mapping).
 # The seeds are kept small (the fuzzer's speed depends on input size): -Os, no separate
 # code segment, no relro, no build-id or .comment in the payload, `strip -g` (which keeps
 # .symtab: the reader needs it to recognise crt's frame_dummy in .init_array).
