@@ -41,6 +41,8 @@ class Remote {
     Remote(ptrace::Tracer& t, std::uint64_t insn, arch::Arch a, Clock::time_point deadline)
         : t_(t), insn_(insn), nr_(arch::syscalls(a)), deadline_(deadline) {}
     const arch::SyscallNumbers& nr() const { return nr_; }
+    // Undoing must not fail for want of time: the job's deadline may be what stopped us.
+    void grant_cleanup_time() { deadline_ = std::max(deadline_, Clock::now() + std::chrono::seconds(2)); }
     std::uint64_t call(const char* what, long nr, std::array<std::uint64_t, 6> args) {
         std::int64_t r = t_.remote_syscall(0, insn_, nr, args, deadline_);
         if (r < 0 && r > -4096)
@@ -62,6 +64,7 @@ class RemoteMappings {
     explicit RemoteMappings(Remote& r) : r_(r) {}
     ~RemoteMappings() {
         if (committed_) return;
+        r_.grant_cleanup_time();
         for (auto it = ranges_.rbegin(); it != ranges_.rend(); ++it) {
             try {
                 r_.call("munmap", r_.nr().munmap, {it->start, it->end - it->start, 0, 0, 0, 0});
@@ -108,16 +111,28 @@ std::optional<std::string> thread_in_sites(const ptrace::Tracer& t, const std::v
 // return every thread is stopped. Throws Unsafe naming the thread and function.
 Clock::time_point stop_safely(ptrace::Tracer& t, const std::vector<SiteRecord>& sites, Clock::time_point deadline,
                               unsigned& attempts) {
+    std::optional<std::string> busy;
+    auto give_up = [&] {
+        throw Error(ErrorCode::Unsafe, fmt::format("{}; gave up after {} attempts (--timeout); nothing was changed",
+                                                   *busy, attempts));
+    };
     for (;;) {
         ++attempts;
-        Clock::time_point first = t.stop_all(deadline);
-        auto busy = thread_in_sites(t, sites);
+        Clock::time_point first;
+        try {
+            first = t.stop_all(deadline);
+        } catch (const Error& e) {
+            // Out of time while stopping: the thread seen in a site is the real reason.
+            if (e.code() == ErrorCode::Unsafe && busy) give_up();
+            throw;
+        }
+        busy = thread_in_sites(t, sites);
         if (!busy) return first;
+        auto stop_cost = Clock::now() - first;
         t.resume_all();
-        if (Clock::now() >= deadline)
-            throw Error(ErrorCode::Unsafe, fmt::format("{}; gave up after {} attempts (--timeout); nothing was changed",
-                                                       *busy, attempts));
+        if (Clock::now() + 2 * stop_cost >= deadline) give_up();
         back_off(attempts, deadline);
+        if (Clock::now() + 2 * stop_cost >= deadline) give_up();
     }
 }
 
@@ -393,6 +408,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         Remote& r;
         std::uint64_t fd;
         ~FdCloser() {
+            r.grant_cleanup_time();
             try {
                 r.call("close", r.nr().close, {fd, 0, 0, 0, 0, 0});
             } catch (...) {

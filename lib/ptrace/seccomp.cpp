@@ -43,7 +43,7 @@ namespace hp::ptrace {
 namespace {
 
 constexpr std::uint32_t kDataSize = sizeof(seccomp_data); // 64: what BPF_LEN loads
-constexpr std::uint32_t kMaxErrno = 4095;                  // the kernel caps ERRNO data here
+constexpr std::uint32_t kMaxErrno = 4095;                 // the kernel caps ERRNO data here
 
 static_assert(sizeof(seccomp_data) == 64, "seccomp_data is 64 bytes on every ABI");
 
@@ -72,7 +72,8 @@ bool status_int(const std::string& status, std::string_view key, int& out) {
 SeccompInfo parse_info(const std::string& path, Pid pid) {
     std::string status = read_status(path);
     if (status.empty())
-        throw Error(ErrorCode::NoSuchProcess, fmt::format("no process {} ({} unreadable)", pid, path));
+        throw Error(ErrorCode::NoSuchProcess,
+                    fmt::format("no process {} ({} unreadable)", pid, path));
     SeccompInfo info;
     status_int(status, "Seccomp", info.mode); // absent: a kernel without CONFIG_SECCOMP, mode 0
     status_int(status, "Seccomp_filters", info.filters);
@@ -84,7 +85,9 @@ SeccompInfo parse_info(const std::string& path, Pid pid) {
 // ---- classic BPF, as seccomp accepts it ----
 
 // Opcode spelling used below: class | size/op | mode/source, as in <linux/bpf_common.h>.
-constexpr std::uint16_t op(unsigned v) { return static_cast<std::uint16_t>(v); }
+constexpr std::uint16_t op(unsigned v) {
+    return static_cast<std::uint16_t>(v);
+}
 
 bool is_cond_jump(std::uint16_t code) {
     switch (code) {
@@ -256,12 +259,17 @@ std::vector<std::vector<sock_filter>> read_filters(Pid tid) {
         for (unsigned long index = 0;; ++index) {
             if (index >= kMaxFilters)
                 throw Error(ErrorCode::Internal,
-                            fmt::format("thread {} reports more than {} seccomp filters", tid, kMaxFilters));
-            long n = ::ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(index), buf.data());
+                            fmt::format("thread {} reports more than {} seccomp filters", tid,
+                                        kMaxFilters));
+            long n = ::ptrace(PTRACE_SECCOMP_GET_FILTER, tid, reinterpret_cast<void*>(index),
+                              buf.data());
             if (n >= 0) {
                 if (n == 0 || static_cast<std::size_t>(n) > buf.size())
-                    throw Error(ErrorCode::Internal,
-                                fmt::format("thread {}: the kernel reported a seccomp filter of {} instructions", tid, n));
+                    throw Error(
+                        ErrorCode::Internal,
+                        fmt::format(
+                            "thread {}: the kernel reported a seccomp filter of {} instructions",
+                            tid, n));
                 out.emplace_back(buf.begin(), buf.begin() + n);
                 continue;
             }
@@ -272,29 +280,36 @@ std::vector<std::vector<sock_filter>> read_filters(Pid tid) {
                 int own = 0;
                 status_int(read_status("/proc/thread-self/status"), "Seccomp", own);
                 if (own != 0)
-                    throw cannot(fmt::format("this tool itself runs under seccomp (mode {}), and the kernel lets "
-                                             "only an unconfined tracer read filters (EACCES)",
-                                             own));
-                throw cannot("reading a filter needs CAP_SYS_ADMIN in the initial user namespace (EACCES); "
-                             "run as root outside a user namespace");
+                    throw cannot(fmt::format(
+                        "this tool itself runs under seccomp (mode {}), and the kernel lets "
+                        "only an unconfined tracer read filters (EACCES)",
+                        own));
+                throw cannot(
+                    "reading a filter needs CAP_SYS_ADMIN in the initial user namespace (EACCES); "
+                    "run as root outside a user namespace");
             }
             case EPERM:
                 throw cannot("permission denied (EPERM), e.g. by a security module");
             case EINVAL:
-                throw cannot("the kernel does not keep filters for reading (PTRACE_SECCOMP_GET_FILTER needs "
-                             "CONFIG_CHECKPOINT_RESTORE), or the thread left filter mode (EINVAL)");
+                throw cannot(
+                    "the kernel does not keep filters for reading (PTRACE_SECCOMP_GET_FILTER needs "
+                    "CONFIG_CHECKPOINT_RESTORE), or the thread left filter mode (EINVAL)");
             case EIO:
-                throw cannot("the kernel does not know PTRACE_SECCOMP_GET_FILTER (Linux 4.4 and later) (EIO)");
+                throw cannot("the kernel does not know PTRACE_SECCOMP_GET_FILTER (Linux 4.4 and "
+                             "later) (EIO)");
             case EMEDIUMTYPE:
-                throw cannot(fmt::format("filter {} is not a classic BPF program (EMEDIUMTYPE)", index));
+                throw cannot(
+                    fmt::format("filter {} is not a classic BPF program (EMEDIUMTYPE)", index));
             case ESRCH: {
                 struct stat st {};
                 if (::stat(fmt::format("/proc/{}", tid).c_str(), &st) != 0)
                     throw Error(ErrorCode::ProcessExited, fmt::format("thread {} exited", tid));
-                throw Error(ErrorCode::Internal,
-                            fmt::format("thread {} is not in a ptrace-stop of this thread (ESRCH): seize and "
-                                        "stop it before reading its seccomp filters",
-                                        tid));
+                throw Error(
+                    ErrorCode::Internal,
+                    fmt::format(
+                        "thread {} is not in a ptrace-stop of this thread (ESRCH): seize and "
+                        "stop it before reading its seccomp filters",
+                        tid));
             }
             default:
                 throw cannot(std::strerror(e));
@@ -306,8 +321,9 @@ std::vector<std::vector<sock_filter>> read_filters(Pid tid) {
             return out;
         }
     }
-    throw cannot("its filters kept changing while being read (another thread of the process installs "
-                 "filters); stop every thread first");
+    throw cannot(
+        "its filters kept changing while being read (another thread of the process installs "
+        "filters); stop every thread first");
 }
 
 // ---- evaluation ----
@@ -333,10 +349,18 @@ std::uint32_t run_filter(const std::vector<sock_filter>& prog, const seccomp_dat
             if (k >= kDataSize || (k & 3) != 0) return kRefuse;
             std::memcpy(&A, bytes + k, 4);
             break;
-        case op(BPF_LD | BPF_W | BPF_LEN): A = kDataSize; break;
-        case op(BPF_LDX | BPF_W | BPF_LEN): X = kDataSize; break;
-        case op(BPF_LD | BPF_IMM): A = k; break;
-        case op(BPF_LDX | BPF_IMM): X = k; break;
+        case op(BPF_LD | BPF_W | BPF_LEN):
+            A = kDataSize;
+            break;
+        case op(BPF_LDX | BPF_W | BPF_LEN):
+            X = kDataSize;
+            break;
+        case op(BPF_LD | BPF_IMM):
+            A = k;
+            break;
+        case op(BPF_LDX | BPF_IMM):
+            X = k;
+            break;
         case op(BPF_LD | BPF_MEM):
             if (k >= BPF_MEMWORDS) return kRefuse;
             A = mem[k];
@@ -353,11 +377,19 @@ std::uint32_t run_filter(const std::vector<sock_filter>& prog, const seccomp_dat
             if (k >= BPF_MEMWORDS) return kRefuse;
             mem[k] = X;
             break;
-        case op(BPF_MISC | BPF_TAX): X = A; break;
-        case op(BPF_MISC | BPF_TXA): A = X; break;
-        case op(BPF_ALU | BPF_NEG): A = 0u - A; break;
-        case op(BPF_RET | BPF_K): return k;
-        case op(BPF_RET | BPF_A): return A;
+        case op(BPF_MISC | BPF_TAX):
+            X = A;
+            break;
+        case op(BPF_MISC | BPF_TXA):
+            A = X;
+            break;
+        case op(BPF_ALU | BPF_NEG):
+            A = 0u - A;
+            break;
+        case op(BPF_RET | BPF_K):
+            return k;
+        case op(BPF_RET | BPF_A):
+            return A;
         case op(BPF_JMP | BPF_JA):
             if (k >= n - pc - 1) return kRefuse;
             pc += k;
@@ -366,23 +398,40 @@ std::uint32_t run_filter(const std::vector<sock_filter>& prog, const seccomp_dat
             if (BPF_CLASS(f.code) == BPF_ALU) {
                 const std::uint32_t v = BPF_SRC(f.code) == BPF_X ? X : k;
                 switch (BPF_OP(f.code)) {
-                case BPF_ADD: A += v; break;
-                case BPF_SUB: A -= v; break;
-                case BPF_MUL: A *= v; break;
+                case BPF_ADD:
+                    A += v;
+                    break;
+                case BPF_SUB:
+                    A -= v;
+                    break;
+                case BPF_MUL:
+                    A *= v;
+                    break;
                 case BPF_DIV:
                     // A classic program that divides by a zero X returns 0 (and a constant 0
                     // divisor never loads). 0 is SECCOMP_RET_KILL_THREAD.
                     if (v == 0) return 0;
                     A /= v;
                     break;
-                case BPF_AND: A &= v; break;
-                case BPF_OR: A |= v; break;
-                case BPF_XOR: A ^= v; break;
+                case BPF_AND:
+                    A &= v;
+                    break;
+                case BPF_OR:
+                    A |= v;
+                    break;
+                case BPF_XOR:
+                    A ^= v;
+                    break;
                 // A shift by X uses its low 5 bits, as the kernel's interpreter and JITs do
                 // for 32-bit operations (and a constant shift >= 32 never loads).
-                case BPF_LSH: A <<= (v & 31); break;
-                case BPF_RSH: A >>= (v & 31); break;
-                default: return kRefuse;
+                case BPF_LSH:
+                    A <<= (v & 31);
+                    break;
+                case BPF_RSH:
+                    A >>= (v & 31);
+                    break;
+                default:
+                    return kRefuse;
                 }
                 break;
             }
@@ -390,11 +439,20 @@ std::uint32_t run_filter(const std::vector<sock_filter>& prog, const seccomp_dat
                 const std::uint32_t v = BPF_SRC(f.code) == BPF_X ? X : k;
                 bool taken = false;
                 switch (BPF_OP(f.code)) {
-                case BPF_JEQ: taken = A == v; break;
-                case BPF_JGT: taken = A > v; break;
-                case BPF_JGE: taken = A >= v; break;
-                case BPF_JSET: taken = (A & v) != 0; break;
-                default: return kRefuse;
+                case BPF_JEQ:
+                    taken = A == v;
+                    break;
+                case BPF_JGT:
+                    taken = A > v;
+                    break;
+                case BPF_JGE:
+                    taken = A >= v;
+                    break;
+                case BPF_JSET:
+                    taken = (A & v) != 0;
+                    break;
+                default:
+                    return kRefuse;
                 }
                 const std::size_t off = taken ? f.jt : f.jf;
                 if (off >= n - pc - 1) return kRefuse;
@@ -407,7 +465,8 @@ std::uint32_t run_filter(const std::vector<sock_filter>& prog, const seccomp_dat
     return kRefuse; // unreachable after valid_program(): it ends in a RET
 }
 
-std::uint32_t run_filters(const std::vector<std::vector<sock_filter>>& filters, const seccomp_data& data) {
+std::uint32_t run_filters(const std::vector<std::vector<sock_filter>>& filters,
+                          const seccomp_data& data) {
     std::uint32_t ret = SECCOMP_RET_ALLOW;
     for (const auto& f : filters) {
         std::uint32_t r = run_filter(f, data);
@@ -424,31 +483,43 @@ bool action_allows(std::uint32_t ret) {
 std::string describe_action(std::uint32_t ret) {
     const std::uint32_t data = ret & SECCOMP_RET_DATA;
     switch (ret & SECCOMP_RET_ACTION_FULL) {
-    case SECCOMP_RET_KILL_PROCESS: return "kill the process";
-    case SECCOMP_RET_KILL_THREAD: return "kill the thread";
-    case SECCOMP_RET_TRAP: return "trap (SIGSYS)";
-    case SECCOMP_RET_ERRNO: return errno_text(std::min(data, kMaxErrno));
-    case SECCOMP_RET_USER_NOTIF: return "defer to a user-space supervisor (SECCOMP_RET_USER_NOTIF)";
+    case SECCOMP_RET_KILL_PROCESS:
+        return "kill the process";
+    case SECCOMP_RET_KILL_THREAD:
+        return "kill the thread";
+    case SECCOMP_RET_TRAP:
+        return "trap (SIGSYS)";
+    case SECCOMP_RET_ERRNO:
+        return errno_text(std::min(data, kMaxErrno));
+    case SECCOMP_RET_USER_NOTIF:
+        return "defer to a user-space supervisor (SECCOMP_RET_USER_NOTIF)";
     // We never set PTRACE_O_TRACESECCOMP, so as the tracer we make the call fail with ENOSYS.
-    case SECCOMP_RET_TRACE: return "defer to a seccomp tracer (SECCOMP_RET_TRACE: ENOSYS under our ptrace)";
-    case SECCOMP_RET_LOG: return "allow and log";
-    case SECCOMP_RET_ALLOW: return "allow";
-    default: return fmt::format("kill the process (unknown action {:#x})", ret & SECCOMP_RET_ACTION_FULL);
+    case SECCOMP_RET_TRACE:
+        return "defer to a seccomp tracer (SECCOMP_RET_TRACE: ENOSYS under our ptrace)";
+    case SECCOMP_RET_LOG:
+        return "allow and log";
+    case SECCOMP_RET_ALLOW:
+        return "allow";
+    default:
+        return fmt::format("kill the process (unknown action {:#x})",
+                           ret & SECCOMP_RET_ACTION_FULL);
     }
 }
 
 std::uint32_t audit_arch(arch::Arch a) {
     switch (a) {
-    case arch::Arch::X86_64: return 0xc000003eu;  // EM_X86_64 | __AUDIT_ARCH_64BIT | _LE
-    case arch::Arch::AArch64: return 0xc00000b7u; // EM_AARCH64 | __AUDIT_ARCH_64BIT | _LE
+    case arch::Arch::X86_64:
+        return 0xc000003eu; // EM_X86_64 | __AUDIT_ARCH_64BIT | _LE
+    case arch::Arch::AArch64:
+        return 0xc00000b7u; // EM_AARCH64 | __AUDIT_ARCH_64BIT | _LE
     }
     throw Error(ErrorCode::Internal, "unknown architecture");
 }
 
 // ---- the check ----
 
-void check_injection_allowed(Pid pid, Pid stopped_tid, arch::Arch a, const std::vector<InjectedCall>& calls,
-                             std::uint64_t syscall_insn) {
+void check_injection_allowed(Pid pid, Pid stopped_tid, arch::Arch a,
+                             const std::vector<InjectedCall>& calls, std::uint64_t syscall_insn) {
     if (calls.empty()) return;
     const std::string whose = stopped_tid == pid
                                   ? fmt::format("process {}'s", pid)
@@ -457,22 +528,28 @@ void check_injection_allowed(Pid pid, Pid stopped_tid, arch::Arch a, const std::
     if (info.mode == SECCOMP_MODE_DISABLED) return;
     const InjectedCall& first = calls.front();
     if (info.mode == SECCOMP_MODE_STRICT)
-        throw Error(ErrorCode::NotEligible,
-                    fmt::format("{} seccomp strict mode (only read, write, _exit and sigreturn) would kill the "
-                                "process on {} (nr {}); refusing to inject system calls",
-                                whose, first.name, first.nr));
+        throw Error(
+            ErrorCode::NotEligible,
+            fmt::format(
+                "{} seccomp strict mode (only read, write, _exit and sigreturn) would kill the "
+                "process on {} (nr {}); refusing to inject system calls",
+                whose, first.name, first.nr));
     if (info.mode != SECCOMP_MODE_FILTER)
-        throw Error(ErrorCode::NotEligible,
-                    fmt::format("{} seccomp mode is {} (not 0, 1 or 2: the thread is being killed?); refusing to "
-                                "inject system calls",
-                                whose, info.mode));
+        throw Error(
+            ErrorCode::NotEligible,
+            fmt::format(
+                "{} seccomp mode is {} (not 0, 1 or 2: the thread is being killed?); refusing to "
+                "inject system calls",
+                whose, info.mode));
 
     const auto filters = read_filters(stopped_tid);
     if (filters.empty())
-        throw Error(ErrorCode::NotEligible,
-                    fmt::format("{} seccomp mode is 'filter' but no filter could be read; refusing to inject "
-                                "system calls",
-                                whose));
+        throw Error(
+            ErrorCode::NotEligible,
+            fmt::format(
+                "{} seccomp mode is 'filter' but no filter could be read; refusing to inject "
+                "system calls",
+                whose));
     // The kernel reports the address after the system-call instruction (the user pc at
     // syscall entry on both architectures).
     const std::uint64_t ip = syscall_insn != 0 ? syscall_insn + arch::syscall_insn(a).size() : 0;
@@ -485,9 +562,11 @@ void check_injection_allowed(Pid pid, Pid stopped_tid, arch::Arch a, const std::
             d.args[i] = c.args[i];
         const std::uint32_t ret = run_filters(filters, d);
         if (!action_allows(ret))
-            throw Error(ErrorCode::NotEligible,
-                        fmt::format("{} seccomp filter would {} on {} (nr {}); refusing to inject system calls",
-                                    whose, describe_action(ret), c.name, c.nr));
+            throw Error(
+                ErrorCode::NotEligible,
+                fmt::format(
+                    "{} seccomp filter would {} on {} (nr {}); refusing to inject system calls",
+                    whose, describe_action(ret), c.name, c.nr));
     }
 }
 

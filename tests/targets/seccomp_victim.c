@@ -49,14 +49,12 @@
 #define STMT(code, k) BPF_STMT((unsigned short)(code), (unsigned)(k))
 #define JUMP(code, k, jt, jf) BPF_JUMP((unsigned short)(code), (unsigned)(k), jt, jf)
 
-static void die(const char *what)
-{
+static void die(const char* what) {
     fprintf(stderr, "seccomp_victim: %s: %s\n", what, strerror(errno));
     exit(2);
 }
 
-static void install(struct sock_filter *insns, unsigned short len)
-{
+static void install(struct sock_filter* insns, unsigned short len) {
     struct sock_fprog prog = {len, insns};
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) die("PR_SET_SECCOMP");
 }
@@ -97,15 +95,13 @@ static struct sock_filter log_mmap[] = {
 #define LEN(a) ((unsigned short)(sizeof(a) / sizeof((a)[0])))
 
 /* One line to the test, at once: stdout is a pipe, hence fully buffered. */
-static void say(const char *line)
-{
+static void say(const char* line) {
     fputs(line, stdout);
     fflush(stdout);
 }
 
-static void try_mmap(const char *name, int prot)
-{
-    void *p = mmap(NULL, 4096, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+static void try_mmap(const char* name, int prot) {
+    void* p = mmap(NULL, 4096, prot, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         printf("%s err %d\n", name, errno);
     } else {
@@ -115,8 +111,7 @@ static void try_mmap(const char *name, int prot)
     fflush(stdout);
 }
 
-static void serve(void)
-{
+static void serve(void) {
     char line[256];
     while (fgets(line, sizeof line, stdin) != NULL) {
         line[strcspn(line, "\n")] = 0;
@@ -142,8 +137,7 @@ static void serve(void)
 }
 
 /* Strict mode allows read and write only (and exit, not exit_group): raw calls, no stdio. */
-static void serve_strict(void)
-{
+static void serve_strict(void) {
     static const char ready[] = "ready\n", pong[] = "pong\n";
     if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_STRICT) != 0) die("PR_SET_SECCOMP strict");
     syscall(SYS_write, 1, ready, sizeof ready - 1);
@@ -166,8 +160,7 @@ static pthread_mutex_t worker_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t worker_cond = PTHREAD_COND_INITIALIZER;
 static pid_t worker_tid;
 
-static void *worker(void *arg)
-{
+static void* worker(void* arg) {
     (void)arg;
     /* This thread only: without SECCOMP_FILTER_FLAG_TSYNC the main thread stays unfiltered. */
     install(kill_mmap, LEN(kill_mmap));
@@ -181,17 +174,18 @@ static void *worker(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     if (argc != 2) {
-        fprintf(stderr, "usage: seccomp_victim none|kill-mmap|errno-memfd|allow-log|strict|thread-kill\n");
+        fprintf(stderr,
+                "usage: seccomp_victim none|kill-mmap|errno-memfd|allow-log|strict|thread-kill\n");
         return 2;
     }
-    const char *mode = argv[1];
+    const char* mode = argv[1];
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);
     /* Unprivileged filters need no_new_privs; set it in every filter mode. */
-    if (strcmp(mode, "none") != 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("PR_SET_NO_NEW_PRIVS");
+    if (strcmp(mode, "none") != 0 && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        die("PR_SET_NO_NEW_PRIVS");
 
     if (strcmp(mode, "none") == 0) {
     } else if (strcmp(mode, "kill-mmap") == 0) {

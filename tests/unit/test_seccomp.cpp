@@ -128,7 +128,8 @@ TEST_CASE("seccomp interpreter: JSET on an argument, both halves of a 64-bit arg
     };
     CHECK(run_filter(p, call(9, {0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS})) ==
           SECCOMP_RET_ALLOW);
-    CHECK(run_filter(p, call(9, {0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE})) == SECCOMP_RET_KILL_PROCESS);
+    CHECK(run_filter(p, call(9, {0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE})) ==
+          SECCOMP_RET_KILL_PROCESS);
     CHECK(run_filter(p, call(9, {0, 4096, PROT_READ, std::uint64_t{1} << 32})) == SECCOMP_RET_TRAP);
     CHECK(run_filter(p, call(10, {0, 4096, PROT_EXEC})) == SECCOMP_RET_ALLOW);
 
@@ -160,7 +161,8 @@ TEST_CASE("seccomp interpreter: ALU, LEN, JA, TAX/TXA") {
     CHECK(run_filter(alu(BPF_SUB, 1001, false), d) == 0xffffffffu); // 32-bit wrap
     CHECK(run_filter(alu(BPF_SUB, 0, true, 1), d) == 999);
     CHECK(run_filter(alu(BPF_MUL, 3, false), d) == 3000);
-    CHECK(run_filter(alu(BPF_MUL, 0, true, 0x10000000), d) == static_cast<std::uint32_t>(1000u * 0x10000000u));
+    CHECK(run_filter(alu(BPF_MUL, 0, true, 0x10000000), d) ==
+          static_cast<std::uint32_t>(1000u * 0x10000000u));
     CHECK(run_filter(alu(BPF_DIV, 7, false), d) == 142);
     CHECK(run_filter(alu(BPF_DIV, 0, true, 10), d) == 100);
     CHECK(run_filter(alu(BPF_AND, 0xff, false), d) == (1000u & 0xff));
@@ -173,23 +175,26 @@ TEST_CASE("seccomp interpreter: ALU, LEN, JA, TAX/TXA") {
     // Division by a zero X ends the program with 0: SECCOMP_RET_KILL_THREAD.
     CHECK(run_filter(alu(BPF_DIV, 0, true, 0), d) == SECCOMP_RET_KILL_THREAD);
 
-    const Prog neg = {stmt(BPF_LD | BPF_IMM, 5), stmt(BPF_ALU | BPF_NEG, 0), stmt(BPF_RET | BPF_A, 0)};
+    const Prog neg = {stmt(BPF_LD | BPF_IMM, 5), stmt(BPF_ALU | BPF_NEG, 0),
+                      stmt(BPF_RET | BPF_A, 0)};
     CHECK(run_filter(neg, d) == 0xfffffffbu);
 
     const Prog len = {stmt(BPF_LDX | BPF_W | BPF_LEN, 0), stmt(BPF_LD | BPF_W | BPF_LEN, 0),
                       stmt(BPF_ALU | BPF_ADD | BPF_X, 0), stmt(BPF_RET | BPF_A, 0)};
     CHECK(run_filter(len, d) == 128);
 
-    const Prog ja = {stmt(BPF_JMP | BPF_JA, 1), stmt(BPF_RET | BPF_K, 1), stmt(BPF_LD | BPF_IMM, 7),
-                     stmt(BPF_MISC | BPF_TAX, 0), stmt(BPF_LD | BPF_IMM, 1), stmt(BPF_MISC | BPF_TXA, 0),
+    const Prog ja = {stmt(BPF_JMP | BPF_JA, 1), stmt(BPF_RET | BPF_K, 1),
+                     stmt(BPF_LD | BPF_IMM, 7), stmt(BPF_MISC | BPF_TAX, 0),
+                     stmt(BPF_LD | BPF_IMM, 1), stmt(BPF_MISC | BPF_TXA, 0),
                      stmt(BPF_RET | BPF_A, 0)};
     CHECK(run_filter(ja, d) == 7);
 
     // instruction_pointer is a 64-bit field at offset 8, loaded as two words.
     seccomp_data withip = d;
     withip.instruction_pointer = 0x123456789abcdef0;
-    const Prog ip = {stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer) + 4),
-                     stmt(BPF_RET | BPF_A, 0)};
+    const Prog ip = {
+        stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, instruction_pointer) + 4),
+        stmt(BPF_RET | BPF_A, 0)};
     CHECK(run_filter(ip, withip) == 0x12345678u);
 }
 
@@ -197,10 +202,14 @@ TEST_CASE("seccomp interpreter: scratch memory") {
     using ptrace::run_filter;
     // M[3] = nr; X = 2; M[15] = X; A = M[15]; A *= M[3] (through X); return A.
     const Prog p = {
-        stmt(BPF_LD | BPF_W | BPF_ABS, kOffNr), stmt(BPF_ST, 3),
-        stmt(BPF_LDX | BPF_IMM, 2),             stmt(BPF_STX, 15),
-        stmt(BPF_LD | BPF_MEM, 15),             stmt(BPF_LDX | BPF_MEM, 3),
-        stmt(BPF_ALU | BPF_MUL | BPF_X, 0),     stmt(BPF_RET | BPF_A, 0),
+        stmt(BPF_LD | BPF_W | BPF_ABS, kOffNr),
+        stmt(BPF_ST, 3),
+        stmt(BPF_LDX | BPF_IMM, 2),
+        stmt(BPF_STX, 15),
+        stmt(BPF_LD | BPF_MEM, 15),
+        stmt(BPF_LDX | BPF_MEM, 3),
+        stmt(BPF_ALU | BPF_MUL | BPF_X, 0),
+        stmt(BPF_RET | BPF_A, 0),
     };
     CHECK(run_filter(p, call(21)) == 42);
 
@@ -272,11 +281,13 @@ TEST_CASE("seccomp precedence across filters and the words for each action") {
     CHECK(run_filters({}, d) == SECCOMP_RET_ALLOW);
     CHECK(run_filters({ret(SECCOMP_RET_ERRNO | 5), ret(SECCOMP_RET_TRAP)}, d) == SECCOMP_RET_TRAP);
     CHECK(run_filters({ret(SECCOMP_RET_ALLOW), ret(SECCOMP_RET_LOG)}, d) == SECCOMP_RET_LOG);
-    CHECK(run_filters({ret(SECCOMP_RET_TRACE | 1), ret(SECCOMP_RET_USER_NOTIF)}, d) == SECCOMP_RET_USER_NOTIF);
+    CHECK(run_filters({ret(SECCOMP_RET_TRACE | 1), ret(SECCOMP_RET_USER_NOTIF)}, d) ==
+          SECCOMP_RET_USER_NOTIF);
     // KILL_PROCESS (0x80000000) beats KILL_THREAD (0): the comparison is signed.
     CHECK(run_filters({ret(SECCOMP_RET_KILL_THREAD), ret(SECCOMP_RET_KILL_PROCESS)}, d) ==
           SECCOMP_RET_KILL_PROCESS);
-    CHECK(run_filters({ret(SECCOMP_RET_ALLOW), ret(SECCOMP_RET_KILL_THREAD)}, d) == SECCOMP_RET_KILL_THREAD);
+    CHECK(run_filters({ret(SECCOMP_RET_ALLOW), ret(SECCOMP_RET_KILL_THREAD)}, d) ==
+          SECCOMP_RET_KILL_THREAD);
     // Same action: the newer filter (first) keeps its data.
     CHECK(run_filters({ret(SECCOMP_RET_ERRNO | EACCES), ret(SECCOMP_RET_ERRNO | EPERM)}, d) ==
           (SECCOMP_RET_ERRNO | EACCES));
@@ -287,8 +298,9 @@ TEST_CASE("seccomp precedence across filters and the words for each action") {
     using ptrace::describe_action;
     CHECK(action_allows(SECCOMP_RET_ALLOW));
     CHECK(action_allows(SECCOMP_RET_LOG));
-    for (std::uint32_t a : {SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD, SECCOMP_RET_TRAP, SECCOMP_RET_ERRNO,
-                            SECCOMP_RET_USER_NOTIF, SECCOMP_RET_TRACE, 0x00020000u})
+    for (std::uint32_t a :
+         {SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD, SECCOMP_RET_TRAP, SECCOMP_RET_ERRNO,
+          SECCOMP_RET_USER_NOTIF, SECCOMP_RET_TRACE, 0x00020000u})
         CHECK_FALSE(action_allows(a));
     CHECK(describe_action(SECCOMP_RET_KILL_PROCESS) == "kill the process");
     CHECK(describe_action(SECCOMP_RET_KILL_THREAD) == "kill the thread");
@@ -340,7 +352,8 @@ bool has_cap_sys_admin() {
     std::ifstream in("/proc/self/status");
     std::string line;
     while (std::getline(in, line))
-        if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> 21) & 1;
+        if (line.rfind("CapEff:", 0) == 0)
+            return (std::stoull(line.substr(7), nullptr, 16) >> 21) & 1;
     return false;
 }
 
@@ -441,8 +454,12 @@ std::vector<InjectedCall> apply_calls(arch::Arch a) {
         {nr.memfd_create, {0x7f0000100000, kMfdCloexec, 0, 0, 0, 0}, "memfd_create"},
         {nr.ftruncate, {kFd, kTotal + kPage, 0, 0, 0, 0}, "ftruncate"},
         {nr.mmap, {kBase, kTotal, PROT_READ, MAP_PRIVATE | kMapFixedNoReplace, kFd, 0}, "mmap"},
-        {nr.mmap, {kBase + kPage, kPage, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, kFd, kPage}, "mmap"},
-        {nr.mmap, {kBase + kTotal, kPage, PROT_READ | PROT_EXEC, MAP_PRIVATE | kMapFixedNoReplace, kFd, kTotal},
+        {nr.mmap,
+         {kBase + kPage, kPage, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, kFd, kPage},
+         "mmap"},
+        {nr.mmap,
+         {kBase + kTotal, kPage, PROT_READ | PROT_EXEC, MAP_PRIVATE | kMapFixedNoReplace, kFd,
+          kTotal},
          "mmap"},
         {nr.close, {kFd, 0, 0, 0, 0, 0}, "close"},
         {nr.munmap, {kBase, kTotal, 0, 0, 0, 0}, "munmap"},
@@ -498,8 +515,9 @@ TEST_CASE("seccomp check on a real process: no filter, allow and log") {
             REQUIRE(filters[0].size() == 4);
             CHECK(filters[0][2].k == SECCOMP_RET_LOG);
             CHECK(filters[1].size() == 1);
-            CHECK(ptrace::run_filters(filters, call(static_cast<int>(arch::syscalls(arch::host()).mmap), {},
-                                                    ptrace::audit_arch(arch::host()))) == SECCOMP_RET_LOG);
+            CHECK(ptrace::run_filters(filters,
+                                      call(static_cast<int>(arch::syscalls(arch::host()).mmap), {},
+                                           ptrace::audit_arch(arch::host()))) == SECCOMP_RET_LOG);
         } else {
             CHECK(contains(check(v), "CAP_SYS_ADMIN"));
         }
@@ -525,7 +543,8 @@ TEST_CASE("seccomp check on a real process: kill on executable mmap") {
 
     // The filter reads prot: the same process passes without the executable mappings.
     auto calls = apply_calls(arch::host());
-    calls.erase(std::remove_if(calls.begin(), calls.end(), [](const InjectedCall& c) { return c.args[2] & PROT_EXEC; }),
+    calls.erase(std::remove_if(calls.begin(), calls.end(),
+                               [](const InjectedCall& c) { return c.args[2] & PROT_EXEC; }),
                 calls.end());
     CHECK(check(v, 0, calls) == "");
     CHECK(v.ask("mmap-rw") == "mmap-rw ok");
@@ -547,7 +566,8 @@ TEST_CASE("seccomp check on a real process: errno on memfd_create") {
     }
     INFO(msg);
     CHECK(contains(msg, "return EPERM"));
-    CHECK(contains(msg, fmt::format("on memfd_create (nr {})", arch::syscalls(arch::host()).memfd_create)));
+    CHECK(contains(
+        msg, fmt::format("on memfd_create (nr {})", arch::syscalls(arch::host()).memfd_create)));
     CHECK(v.ask("ping") == "pong");
     CHECK(v.ask("memfd") == fmt::format("memfd err {}", EPERM)); // and the kernel agrees
     CHECK(v.ask("mmap-exec") == "mmap-exec ok");
@@ -572,8 +592,10 @@ TEST_CASE("seccomp check on a real process: filters are per thread") {
     std::string msg = check(v, worker);
     INFO(msg);
     if (has_cap_sys_admin()) {
-        CHECK(contains(msg, fmt::format("process {}'s (thread {}) seccomp filter would kill the process on mmap",
-                                        v.pid(), worker)));
+        CHECK(contains(
+            msg,
+            fmt::format("process {}'s (thread {}) seccomp filter would kill the process on mmap",
+                        v.pid(), worker)));
     } else {
         CHECK(contains(msg, "CAP_SYS_ADMIN"));
     }
@@ -603,14 +625,16 @@ TEST_CASE("reading seccomp filters: the kernel's preconditions") {
         try {
             sock_filter allow = stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
             sock_fprog prog{1, &allow};
-            if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+            if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+                ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
                 ::_exit(3);
             ptrace::Tracer t(v.pid(), deadline);
             t.stop_all(deadline);
             ptrace::read_filters(v.pid());
             rc = 4; // read although confined
         } catch (const Error& e) {
-            rc = e.code() == ErrorCode::NotEligible && contains(e.what(), "runs under seccomp") ? 0 : 5;
+            rc = e.code() == ErrorCode::NotEligible && contains(e.what(), "runs under seccomp") ? 0
+                                                                                                : 5;
         } catch (...) {
             rc = 6;
         }
