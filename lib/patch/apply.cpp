@@ -4,6 +4,7 @@
 #include "doc/document.hpp"
 #include "loader/loader.hpp"
 #include "patch/lock.hpp"
+#include "ptrace/seccomp.hpp"
 #include "ptrace/tracer.hpp"
 
 #include <algorithm>
@@ -391,8 +392,47 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     auto tp = Clock::now();
     ptrace::Tracer tracer(opt.pid, deadline);
     fault_point("attached");
-    Remote remote(tracer, ptrace::find_syscall_insn(mem, maps, m.arch), m.arch, deadline);
+    const std::uint64_t insn = ptrace::find_syscall_insn(mem, maps, m.arch);
+    Remote remote(tracer, insn, m.arch, deadline);
     const auto& nr = remote.nr();
+    {
+        // DESIGN §6: our calls pass through the target's seccomp filters, and a "kill"
+        // action would kill it. Filters are per thread and any thread may be borrowed:
+        // evaluate every call we will make, with its real flags, for every thread. The
+        // scratch address and the memfd number are not known yet: 0 and 3 stand in.
+        constexpr std::uint64_t kFd = 3;
+        const auto map_fnr = static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace);
+        std::vector<ptrace::InjectedCall> calls = {
+            {nr.mmap, {0, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0}, "mmap"},
+            {nr.memfd_create, {0, kMfdCloexec, 0, 0, 0, 0}, "memfd_create"},
+            {nr.ftruncate, {kFd, total + page * thunks.size(), 0, 0, 0, 0}, "ftruncate"},
+            {nr.mmap, {base, total, PROT_READ, map_fnr, kFd, 0}, "mmap"}};
+        for (const loader::Piece& p : img.pieces) {
+            std::uint64_t prot = PROT_READ | (p.exec ? PROT_EXEC : 0) | (p.write ? PROT_WRITE : 0);
+            calls.push_back({nr.mmap,
+                             {p.addr, p.bytes.size(), prot, MAP_PRIVATE | MAP_FIXED, kFd,
+                              rec.capacity + (p.addr - rec.payload_base)},
+                             "mmap"});
+        }
+        for (const Thunk& th : thunks)
+            calls.push_back({nr.mmap, {th.addr, page, PROT_READ | PROT_EXEC, map_fnr, kFd, th.file_offset}, "mmap"});
+        calls.push_back({nr.close, {kFd, 0, 0, 0, 0, 0}, "close"});
+        calls.push_back({nr.munmap, {base, total, 0, 0, 0, 0}, "munmap"}); // the undo path
+        bool filtered = false;
+        for (proc::Pid tid : proc::threads(opt.pid))
+            if (ptrace::seccomp_info(opt.pid, tid).mode != 0) filtered = true;
+        if (filtered) {
+            tracer.stop_all(deadline);
+            try {
+                for (const auto& th : tracer.threads())
+                    ptrace::check_injection_allowed(opt.pid, th.tid, m.arch, calls, insn);
+            } catch (...) {
+                tracer.resume_all();
+                throw;
+            }
+            tracer.resume_all();
+        }
+    }
     RemoteMappings mapped(remote);
     std::uint64_t scratch = remote.call("mmap (scratch)", nr.mmap,
                                         {0, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
@@ -605,6 +645,13 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         auto busy = in_use(tracer, mem, maps, rec->mappings);
         if (!busy) {
             auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
+            // A filter that refuses munmap keeps the code mapped instead of killing the target.
+            std::vector<ptrace::InjectedCall> calls;
+            for (const auto& r : rec->mappings)
+                calls.push_back({arch::syscalls(arch::host()).munmap, {r.start, r.end - r.start, 0, 0, 0, 0}, "munmap"});
+            for (const auto& th : tracer.threads())
+                if (ptrace::seccomp_info(pid, th.tid).mode != 0)
+                    ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
             for (const auto& r : rec->mappings) {
                 std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
                                                         {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
