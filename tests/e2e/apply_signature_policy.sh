@@ -12,5 +12,5 @@ error_is untrusted
 expect_err "which is not in the trusted keys"
 cp "$T/keys/ops.pub" "$T/trusted/"
 HOTPATCH_KEYS="$T/trusted" expect_exit 0 hp-apply -p "$VPID" "$T/signed.hpk"
-expect_answer 5 "22 4 2"
+expect_answer 5 "22 4 1"
 expect_exit 0 hp-apply -p "$VPID" --revert signed
