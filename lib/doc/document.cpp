@@ -47,7 +47,7 @@ void Tool::fail(ErrorCode code, const std::string& message) {
 int Tool::run(CLI::App& app, int argc, char** argv, const std::function<int()>& body,
               const std::function<std::string(const json&)>& text) {
     int status = 0;
-    bool parsed = false;
+    bool parsed = false, completed = false;
     try {
         app.parse(argc, argv);
         parsed = true;
@@ -60,6 +60,7 @@ int Tool::run(CLI::App& app, int argc, char** argv, const std::function<int()>& 
     if (parsed) {
         try {
             status = body();
+            completed = true;
         } catch (const Error& e) {
             fail(e.code(), e.what());
             status = exit_status(e.code());
@@ -80,7 +81,7 @@ int Tool::run(CLI::App& app, int argc, char** argv, const std::function<int()>& 
     if (fmt == Format::Json) {
         // Replace, not throw on, invalid UTF-8 (a path or name from hostile input).
         out = doc_.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
-    } else if (!doc_.contains("error")) {
+    } else if (completed) {
         out = text(doc_);
     }
     if (!out.empty() && std::fwrite(out.data(), 1, out.size(), stdout) != out.size()) {

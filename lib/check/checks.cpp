@@ -1,0 +1,353 @@
+#include "check/checks.hpp"
+
+#include "arch/syscalls.hpp"
+#include "common/file.hpp"
+#include "patch/apply.hpp"
+#include "patch/record.hpp"
+#include "ptrace/seccomp.hpp"
+#include "ptrace/tracer.hpp"
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace hp::check {
+
+namespace {
+
+Check pass(std::string id, std::string detail) { return {std::move(id), "pass", std::move(detail), ""}; }
+Check warn(std::string id, std::string detail, std::string hint) {
+    return {std::move(id), "warn", std::move(detail), std::move(hint)};
+}
+Check fail(std::string id, std::string detail, std::string hint) {
+    return {std::move(id), "fail", std::move(detail), std::move(hint)};
+}
+Check skip(std::string id, std::string detail) { return {std::move(id), "skip", std::move(detail), ""}; }
+
+std::optional<std::string> read_text(const std::string& path) {
+    std::ifstream f(path);
+    if (!f) return std::nullopt;
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+std::string status_field(proc::Pid pid, const std::string& key) {
+    std::ifstream f(fmt::format("/proc/{}/status", pid));
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind(key + ":", 0) == 0) {
+            std::string v = line.substr(key.size() + 1);
+            v.erase(0, v.find_first_not_of(" \t"));
+            return v;
+        }
+    return "";
+}
+
+bool have_cap_sys_ptrace() {
+    std::string cap = status_field(::getpid(), "CapEff");
+    if (cap.empty()) return false;
+    return (std::stoull(cap, nullptr, 16) >> 19) & 1; // CAP_SYS_PTRACE = 19
+}
+
+// PTRACE_SEIZE on a child of ours that waits: the feature, without touching anyone else.
+Check probe_seize() {
+    int fds[2];
+    if (::pipe(fds) != 0) return warn("host.ptrace-seize", "cannot probe (pipe failed)", "");
+    pid_t child = ::fork();
+    if (child == 0) {
+        char c;
+        ::close(fds[1]);
+        (void)!::read(fds[0], &c, 1);
+        ::_exit(0);
+    }
+    ::close(fds[0]);
+    if (child < 0) {
+        ::close(fds[1]);
+        return warn("host.ptrace-seize", "cannot probe (fork failed)", "");
+    }
+    long r = ::ptrace(PTRACE_SEIZE, child, nullptr, nullptr);
+    int e = errno;
+    ::kill(child, SIGKILL);
+    ::close(fds[1]);
+    int st;
+    ::waitpid(child, &st, __WALL);
+    if (r == 0) return pass("host.ptrace-seize", "PTRACE_SEIZE works (Linux 3.4+)");
+    return fail("host.ptrace-seize", fmt::format("PTRACE_SEIZE on a child failed: {}", std::strerror(e)),
+                "ptrace may be disabled (Yama scope 3, a container's seccomp profile, or an LSM)");
+}
+
+} // namespace
+
+doc::json to_json(const Check& c) {
+    return {{"id", c.id}, {"status", c.status}, {"detail", c.detail}, {"hint", c.hint}};
+}
+
+std::vector<Check> host_checks() {
+    std::vector<Check> out;
+    utsname u{};
+    ::uname(&u);
+    out.push_back(pass("host.kernel", fmt::format("Linux {} ({})", u.release, u.machine)));
+    if (arch::host() == arch::Arch::X86_64)
+        out.push_back(pass("host.arch", "x86_64: apply, revert and verify are supported"));
+    else
+        out.push_back(warn("host.arch", "aarch64: packages can be built and inspected; applying is not yet supported",
+                           "apply from an x86_64 host for now"));
+    out.push_back(probe_seize());
+    {
+        long v = 0x1234, got = 0;
+        iovec local{&got, sizeof got}, remote{&v, sizeof v};
+        ssize_t n = ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0);
+        out.push_back(n == sizeof v ? pass("host.process-vm", "process_vm_readv works")
+                                    : warn("host.process-vm", fmt::format("process_vm_readv: {}", std::strerror(errno)),
+                                           "not required: hotpatch uses /proc/PID/mem"));
+    }
+    {
+        int fd = static_cast<int>(::syscall(SYS_memfd_create, "hotpatch-probe", 1u));
+        if (fd >= 0) {
+            ::close(fd);
+            out.push_back(pass("host.memfd", "memfd_create works (patch mappings are named memfds)"));
+        } else {
+            out.push_back(fail("host.memfd", fmt::format("memfd_create: {}", std::strerror(errno)),
+                               "hotpatch needs Linux 3.17+ with memfd_create"));
+        }
+    }
+    {
+        int r = ::prctl(66 /* PR_GET_MDWE */, 0, 0, 0, 0);
+        out.push_back(r >= 0 ? pass("host.mdwe", "PR_SET_MDWE is known to this kernel (patch code is mapped r-x "
+                                                 "from the start, so MDWE processes can be patched)")
+                             : skip("host.mdwe", "PR_SET_MDWE is not supported by this kernel (Linux 6.3+)"));
+    }
+    bool root = ::geteuid() == 0, cap = have_cap_sys_ptrace();
+    if (root || cap)
+        out.push_back(pass("host.privileges", root ? "running as root" : "CAP_SYS_PTRACE is effective"));
+    else
+        out.push_back(warn("host.privileges", fmt::format("uid {} without CAP_SYS_PTRACE: only own processes", ::geteuid()),
+                           "run as root to patch other users' services"));
+    if (auto y = read_text("/proc/sys/kernel/yama/ptrace_scope")) {
+        static const char* meaning[] = {"0 (classic: same uid may trace)", "1 (restricted: only descendants, unless "
+                                        "CAP_SYS_PTRACE)", "2 (admin-only: CAP_SYS_PTRACE needed)",
+                                        "3 (no attach at all)"};
+        int s = std::atoi(y->c_str());
+        std::string d = fmt::format("Yama ptrace_scope {}", s >= 0 && s <= 3 ? meaning[s] : y->c_str());
+        if (s == 3) out.push_back(fail("host.yama", d, "ptrace_scope 3 cannot be lowered without a reboot"));
+        else if (s >= 1 && !cap && !root) out.push_back(fail("host.yama", d, "run as root or with CAP_SYS_PTRACE"));
+        else out.push_back(pass("host.yama", d));
+    } else {
+        out.push_back(pass("host.yama", "Yama is not present (classic ptrace rules)"));
+    }
+    auto cmdline = read_text("/proc/cmdline").value_or("");
+    if (cmdline.find("proc_mem.force_override=never") != std::string::npos)
+        out.push_back(fail("host.proc-mem", "proc_mem.force_override=never: /proc/PID/mem cannot write read-only code",
+                           "boot without proc_mem.force_override=never (or with =ptrace)"));
+    else
+        out.push_back(pass("host.proc-mem", cmdline.find("proc_mem.force_override=ptrace") != std::string::npos
+                                                ? "proc_mem.force_override=ptrace: writes allowed while attached"
+                                                : "proc_mem.force_override default: tracers can write code"));
+    if (auto e = read_text("/sys/fs/selinux/enforce"))
+        out.push_back(*e == "1" ? warn("host.selinux", "SELinux enforcing", "a policy may deny ptrace or memfd execution")
+                                : pass("host.selinux", "SELinux permissive"));
+    else
+        out.push_back(skip("host.selinux", "SELinux not present"));
+    if (auto a = read_text("/sys/module/apparmor/parameters/enabled"); a && *a == "Y")
+        out.push_back(pass("host.apparmor", "AppArmor enabled (a confined target's profile may deny ptrace)"));
+    else
+        out.push_back(skip("host.apparmor", "AppArmor not enabled"));
+    if (auto l = read_text("/sys/kernel/security/lockdown"))
+        out.push_back(pass("host.lockdown", fmt::format("kernel lockdown: {} (does not restrict user-space ptrace)", *l)));
+    else
+        out.push_back(skip("host.lockdown", "kernel lockdown not reported"));
+    return out;
+}
+
+std::vector<Check> process_checks(proc::Pid pid) {
+    std::vector<Check> out;
+    proc::Instance inst;
+    try {
+        inst = proc::instance(pid);
+    } catch (const Error& e) {
+        out.push_back(fail("process.exists", e.what(), "check the PID (pidof, systemctl show -p MainPID)"));
+        return out;
+    }
+    out.push_back(pass("process.exists", fmt::format("process {} ({}), start time {}", pid, proc::comm(pid), inst.start_time)));
+    std::string exe;
+    {
+        char buf[4096];
+        ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), buf, sizeof buf - 1);
+        if (n <= 0) {
+            out.push_back(fail("process.kind", "no executable (a kernel thread, or not ours to read)",
+                               "kernel threads cannot be patched; run as root for other users' processes"));
+            return out;
+        }
+        exe.assign(buf, static_cast<std::size_t>(n));
+    }
+    out.push_back(pass("process.kind", "user-space process, " + exe));
+    try {
+        auto maps = proc::read_maps(pid);
+        auto mods = proc::modules(pid, maps);
+        if (!mods.empty()) {
+            auto e = proc::open_module(mods[0]);
+            if (e.arch() == arch::host()) out.push_back(pass("process.arch", std::string(arch::name(arch::host()))));
+            else out.push_back(fail("process.arch", "the executable is not for this host's architecture",
+                                    "patch it from a host of its architecture"));
+        }
+        bool replaced = false;
+        for (const auto& m : mods) {
+            if (m.deleted) {
+                out.push_back(warn("process.replaced", fmt::format("{} was replaced or removed on disk since it was mapped", m.path),
+                                   "a restart runs different code than the one patched now"));
+                replaced = true;
+                continue;
+            }
+            try {
+                auto disk = elf::ElfFile::open(m.path);
+                if (disk.build_id().value_or("") != m.build_id) {
+                    out.push_back(warn("process.replaced",
+                                       fmt::format("{} on disk has build-id {}, the mapped one {}", m.path,
+                                                   disk.build_id().value_or("(none)"), m.build_id),
+                                       "a restart runs different code than the one patched now"));
+                    replaced = true;
+                }
+            } catch (const Error&) {
+            }
+        }
+        if (!replaced) out.push_back(pass("process.replaced", "every mapped module matches its file on disk"));
+        proc::Memory mem(pid);
+        auto recs = patch::find_records(mem, maps);
+        if (recs.empty()) out.push_back(pass("process.patches", "no patches applied"));
+        for (const auto& r : recs) {
+            std::string d = fmt::format("patch '{}' {} ({} sites, {})", r.id, patch::state_name(r.state), r.sites.size(), r.time);
+            if (r.state == patch::State::Preparing)
+                out.push_back(warn("process.patches", d + ": an apply was interrupted",
+                                   fmt::format("hp-apply -p {} --revert {}", pid, r.id)));
+            else
+                out.push_back(pass("process.patches", d));
+        }
+    } catch (const Error& e) {
+        out.push_back(fail("process.modules", e.what(), "run as root or as the process owner"));
+    }
+    if (auto t = proc::tracer_pid(pid); t && *t != 0)
+        out.push_back(fail("process.traced", fmt::format("traced by {} ({})", *t, proc::comm(*t)),
+                           "detach the debugger or strace first"));
+    else
+        out.push_back(pass("process.traced", "not traced"));
+    {
+        struct stat st {};
+        std::string uid = status_field(pid, "Uid");
+        bool dumpable = true;
+        if (::stat(fmt::format("/proc/{}", pid).c_str(), &st) == 0 && !uid.empty() && std::atoi(uid.c_str()) != 0 &&
+            st.st_uid == 0)
+            dumpable = false; // the kernel hands /proc/PID to root when the process is not dumpable
+        if (dumpable) out.push_back(pass("process.dumpable", "dumpable"));
+        else out.push_back(warn("process.dumpable", "not dumpable (PR_SET_DUMPABLE 0 or a set-id program)",
+                                "only root (CAP_SYS_PTRACE) can patch it"));
+    }
+    try {
+        // Seize and detach (Tracer's RAII): nothing is stopped, and nothing stays attached.
+        ptrace::Tracer probe(pid, ptrace::Clock::now() + std::chrono::seconds(5));
+        out.push_back(pass("process.ptrace", "ptrace is permitted (attached and detached without stopping it)"));
+    } catch (const Error& e) {
+        out.push_back(fail("process.ptrace", fmt::format("ptrace is not permitted: {}", e.what()),
+                           "run as root, or as its owner when it is dumpable and Yama allows it"));
+    }
+    try {
+        int mode = 0;
+        for (proc::Pid tid : proc::threads(pid)) mode = std::max(mode, ptrace::seccomp_info(pid, tid).mode);
+        if (mode == 0) {
+            out.push_back(pass("process.seccomp", "no seccomp filter"));
+        } else if (mode == 1) {
+            out.push_back(fail("process.seccomp", "seccomp strict mode: only read/write/exit are allowed",
+                               "such a process cannot be patched"));
+        } else {
+            const auto& nr = arch::syscalls(arch::host());
+            const std::uint64_t fixed_noreplace = MAP_PRIVATE | 0x100000;
+            std::vector<ptrace::InjectedCall> calls = {
+                {nr.mmap, {0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, ~std::uint64_t{0}, 0}, "mmap"},
+                {nr.memfd_create, {0, 1, 0, 0, 0, 0}, "memfd_create"},
+                {nr.ftruncate, {3, 65536, 0, 0, 0, 0}, "ftruncate"},
+                {nr.mmap, {0, 65536, PROT_READ, fixed_noreplace, 3, 0}, "mmap"},
+                {nr.mmap, {0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, 3, 0}, "mmap"},
+                {nr.mmap, {0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, 3, 0}, "mmap"},
+                {nr.close, {3, 0, 0, 0, 0, 0}, "close"},
+                {nr.munmap, {0, 4096, 0, 0, 0, 0}, "munmap"}};
+            ptrace::Tracer tracer(pid, ptrace::Clock::now() + std::chrono::seconds(5));
+            tracer.stop_all(ptrace::Clock::now() + std::chrono::seconds(5));
+            try {
+                for (const auto& th : tracer.threads()) ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls);
+                tracer.resume_all();
+                out.push_back(pass("process.seccomp", "seccomp filters allow the system calls hp-apply injects"));
+            } catch (const Error& e) {
+                tracer.resume_all();
+                out.push_back(fail("process.seccomp", e.what(), "such a process cannot be patched safely"));
+            }
+        }
+        if (ptrace::seccomp_info(pid).no_new_privs)
+            out.push_back(pass("process.no-new-privs", "no_new_privs is set (informational)"));
+    } catch (const Error& e) {
+        out.push_back(fail("process.seccomp", std::string("cannot read the seccomp filters: ") + e.what(),
+                           "run as root (reading filters needs CAP_SYS_ADMIN)"));
+    }
+    return out;
+}
+
+std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg, const std::string& sha,
+                                  const PackageOptions& opt) {
+    std::vector<Check> out;
+    if (!pkg.signature) {
+        if (opt.allow_unsigned) out.push_back(warn("package.signature", "unsigned (allowed by --allow-unsigned)", ""));
+        else out.push_back(fail("package.signature", "unsigned", "sign it (hp-pack --sign) or pass --allow-unsigned"));
+    } else {
+        auto dir = opt.keys_dir.empty() ? package::trusted_keys_dir() : opt.keys_dir;
+        bool trusted = package::is_trusted(*pkg.signature, package::load_trusted_keys(dir));
+        if (trusted) out.push_back(pass("package.signature", fmt::format("signed by trusted key {}", pkg.signature->key_id)));
+        else if (opt.allow_unsigned)
+            out.push_back(warn("package.signature", fmt::format("signed by untrusted key {} (allowed)", pkg.signature->key_id), ""));
+        else
+            out.push_back(fail("package.signature", fmt::format("signed by key {}, not in {}", pkg.signature->key_id, dir),
+                               "install its .pub in the trusted keys directory, or pass --allow-unsigned"));
+    }
+    // The apply plan is the check: modules by build-id, site bytes, reach, symbols, not
+    // applied already — exactly what hp-apply will decide, with nothing touched.
+    patch::ApplyOptions ao;
+    ao.pid = pid;
+    ao.dry_run = true;
+    ao.allow_unsigned = true;
+    try {
+        auto r = patch::apply(pkg, sha, ao);
+        out.push_back(pass("package.modules", fmt::format("{} target module(s) loaded with matching build-id",
+                                                          pkg.manifest.targets.size())));
+        out.push_back(pass("package.sites", fmt::format("{} site(s) hold the expected bytes", r.record.sites.size())));
+        out.push_back(pass("package.reach", "a free range within branch reach was found"));
+        out.push_back(pass("package.symbols", fmt::format("{} symbol(s) the payload needs resolve in the process",
+                                                          pkg.manifest.undefined.size())));
+        out.push_back(pass("package.applied", "not applied yet"));
+    } catch (const Error& e) {
+        switch (e.code()) {
+        case ErrorCode::BuildIdMismatch:
+            out.push_back(fail("package.modules", e.what(), "the package was built for another build of the binary"));
+            break;
+        case ErrorCode::SiteMismatch: out.push_back(fail("package.sites", e.what(), "rebuild the package against this binary")); break;
+        case ErrorCode::AlreadyApplied: out.push_back(fail("package.applied", e.what(), "hp-verify -p PID shows it")); break;
+        case ErrorCode::Busy: out.push_back(fail("package.busy", e.what(), "wait for the other hp-apply")); break;
+        case ErrorCode::NotEligible:
+            out.push_back(fail(std::string(e.what()).find("reach") != std::string::npos ? "package.reach" : "package.symbols",
+                               e.what(), "the process must provide every symbol the patch uses"));
+            break;
+        default: throw;
+        }
+    }
+    return out;
+}
+
+} // namespace hp::check
