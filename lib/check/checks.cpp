@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fmt/format.h>
 #include <fstream>
+#include <sstream>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
@@ -181,18 +182,30 @@ std::vector<Check> process_checks(proc::Pid pid) {
         return out;
     }
     out.push_back(pass("process.exists", fmt::format("process {} ({}), start time {}", pid, proc::comm(pid), inst.start_time)));
-    std::string exe;
     {
-        char buf[4096];
-        ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), buf, sizeof buf - 1);
-        if (n <= 0) {
-            out.push_back(fail("process.kind", "no executable (a kernel thread, or not ours to read)",
-                               "kernel threads cannot be patched; run as root for other users' processes"));
+        // Kernel threads have PF_KTHREAD (0x00200000) in field 9 of /proc/PID/stat.
+        auto stat = read_text(fmt::format("/proc/{}/stat", pid)).value_or("");
+        auto rp = stat.rfind(')');
+        unsigned long flags = 0;
+        if (rp != std::string::npos) {
+            std::istringstream in(stat.substr(rp + 2));
+            std::string f;
+            for (int i = 3; i <= 9 && in >> f; ++i)
+                if (i == 9) flags = std::stoul(f);
+        }
+        if (flags & 0x00200000) {
+            out.push_back(fail("process.kind", "a kernel thread", "kernel threads cannot be patched"));
             return out;
         }
-        exe.assign(buf, static_cast<std::size_t>(n));
+        char buf[4096];
+        ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), buf, sizeof buf - 1);
+        if (n > 0)
+            out.push_back(pass("process.kind", "user-space process, " + std::string(buf, static_cast<std::size_t>(n))));
+        else
+            out.push_back(warn("process.kind", fmt::format("user-space process; /proc/{}/exe is not readable: {}", pid,
+                                                           std::strerror(errno)),
+                               "not dumpable or another user's: run as root"));
     }
-    out.push_back(pass("process.kind", "user-space process, " + exe));
     try {
         auto maps = proc::read_maps(pid);
         auto mods = proc::modules(pid, maps);
@@ -246,9 +259,11 @@ std::vector<Check> process_checks(proc::Pid pid) {
         struct stat st {};
         std::string uid = status_field(pid, "Uid");
         bool dumpable = true;
-        if (::stat(fmt::format("/proc/{}", pid).c_str(), &st) == 0 && !uid.empty() && std::atoi(uid.c_str()) != 0 &&
+        // The kernel hands the files in /proc/PID (not the directory) to root when the
+        // process is not dumpable.
+        if (::stat(fmt::format("/proc/{}/maps", pid).c_str(), &st) == 0 && !uid.empty() && std::atoi(uid.c_str()) != 0 &&
             st.st_uid == 0)
-            dumpable = false; // the kernel hands /proc/PID to root when the process is not dumpable
+            dumpable = false;
         if (dumpable) out.push_back(pass("process.dumpable", "dumpable"));
         else out.push_back(warn("process.dumpable", "not dumpable (PR_SET_DUMPABLE 0 or a set-id program)",
                                 "only root (CAP_SYS_PTRACE) can patch it"));

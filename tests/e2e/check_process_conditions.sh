@@ -1,0 +1,69 @@
+# hp-check's process checks, each passing and failing where this machine can produce it:
+# traced by strace, a seccomp filter that kills on executable mmap, a binary replaced on
+# disk after start, a package needing a symbol the process lacks. Exit 1 when any fails.
+source "$(dirname "$0")/lib.sh"
+cc_x86 -o "$T/victim" "$HP_SRC/tests/targets/victim.c"
+status_of() { jq -r ".checks[] | select(.id == \"$1\") | .status" "$T/out" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+is() { CHECKS=$((CHECKS + 1)); [ "$(status_of "$1")" = "$2" ] || fail "check $1 is '$(status_of "$1")', expected '$2'"; }
+
+start_victim v "$T/victim"
+expect_exit 0 hp-check -p "$VPID"
+is process.traced pass
+is process.seccomp pass
+is process.replaced pass
+is process.ptrace pass
+
+# Traced: strace attached (its ready line is the victim answering through it).
+strace -f -o /dev/null -p "$VPID" 2>"$T/strace.err" &
+spid=$!
+HP_PIDS+=("$spid")
+for i in $(seq 1 1000); do
+    [ "$(awk '/TracerPid/ {print $2}' "/proc/$VPID/status")" != 0 ] && break
+    [ "$i" -eq 1000 ] && fail "strace never attached"
+    sleep 0.005
+done
+expect_exit 1 hp-check -p "$VPID"
+is process.traced fail
+jq_ok '.checks[] | select(.id == "process.traced") | .detail | contains("strace")'
+jq_ok '.ok == false and .error.code == "not-eligible"'
+kill "$spid"
+wait "$spid" 2>/dev/null || true
+for i in $(seq 1 1000); do
+    [ "$(awk '/TracerPid/ {print $2}' "/proc/$VPID/status")" = 0 ] && break
+    sleep 0.005
+done
+
+# Replaced on disk: a new build of the binary at the same path.
+cc_x86 -DOTHER_BUILD -o "$T/victim.new" "$HP_SRC/tests/targets/victim.c"
+mv "$T/victim.new" "$T/victim"
+expect_exit 0 hp-check -p "$VPID"
+is process.replaced warn
+jq_ok '.checks[] | select(.id == "process.replaced") | .hint | contains("restart")'
+
+# A package needing a symbol the process lacks.
+cc_x86 -o "$T/v2" "$HP_SRC/tests/targets/victim.c"
+cat >"$T/missing.c" <<'SRC'
+long not_in_this_process(long);
+long compute(long x) { return not_in_this_process(x); }
+SRC
+cc_x86 -shared -fPIC -o "$T/missing.so" "$T/missing.c"
+hp-pack "$T/missing.so" --target "$T/v2" --replace compute -o "$T/missing.hpk" >/dev/null 2>&1
+start_victim v2 "$T/v2"
+expect_exit 1 hp-check -p "$VPID" --allow-unsigned "$T/missing.hpk"
+is package.symbols fail
+jq_ok '.checks[] | select(.id == "package.symbols") | .detail | contains("not_in_this_process")'
+
+# Seccomp: a filter that kills on an executable mmap; and one that allows everything.
+cc_x86 -o "$T/sv" "$HP_SRC/tests/targets/seccomp_victim.c"
+start_victim sk "$T/sv" kill-mmap
+expect_exit 1 hp-check -p "$VPID"
+is process.seccomp fail
+jq_ok '.checks[] | select(.id == "process.seccomp") | .detail | contains("kill")'
+expect_answer ping pong
+start_victim sa "$T/sv" allow-log
+expect_exit 0 hp-check -p "$VPID"
+is process.seccomp pass
+
+# A PID that does not exist is a failed check, exit 1.
+expect_exit 1 hp-check -p 999999999
+is process.exists fail

@@ -1,0 +1,32 @@
+# As a non-root user created by the test: its own dumpable process passes the ptrace
+# check; one that set PR_SET_DUMPABLE 0 is reported not dumpable and not traceable.
+source "$(dirname "$0")/lib.sh"
+[ "$(id -u)" -eq 0 ] || fail "this test needs root to create its user"
+user=hp-e2e-user
+if ! id "$user" >/dev/null 2>&1; then
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
+    trap '_hp_cleanup; userdel "$user" 2>/dev/null || true' EXIT
+fi
+uid=$(id -u "$user")
+chmod 755 "$T"
+cc_x86 -o "$T/u" "$HP_SRC/tests/targets/undumpable.c"
+as_user() { setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"; }
+status_of() { jq -r ".checks[] | select(.id == \"$1\") | .status" "$T/out"; }
+is() { CHECKS=$((CHECKS + 1)); [ "$(status_of "$1")" = "$2" ] || fail "check $1 is '$(status_of "$1")', expected '$2'"; }
+
+start_victim ok setpriv --reuid="$uid" --regid="$uid" --clear-groups "$T/u" dumpable
+expect_exit 0 as_user hp-check -p "$VPID"
+is process.dumpable pass
+is process.ptrace pass
+is host.privileges warn
+expect_answer ping pong
+
+start_victim no setpriv --reuid="$uid" --regid="$uid" --clear-groups "$T/u" undumpable
+expect_exit 1 as_user hp-check -p "$VPID"
+is process.dumpable warn
+is process.ptrace fail
+jq_ok '.checks[] | select(.id == "process.ptrace") | .hint | contains("root")'
+# root may still patch it.
+expect_exit 0 hp-check -p "$VPID"
+is process.ptrace pass
+expect_answer ping pong
