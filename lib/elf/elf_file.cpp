@@ -55,6 +55,18 @@ std::string printable(std::string_view s) {
     return out;
 }
 
+Symbol decode_symbol(const std::uint8_t* p, bool dynamic) {
+    Symbol sym;
+    sym.type = p[4] & 0xf;
+    sym.bind = p[4] >> 4;
+    sym.visibility = p[5] & 3;
+    sym.shndx = load_le16(p + 6);
+    sym.value = load_le64(p + 8);
+    sym.size = load_le64(p + 16);
+    sym.dynamic = dynamic;
+    return sym;
+}
+
 void ElfFile::bad(const std::string& what) const {
     // Messages quote names from the file: printable() keeps them safe to print and to put
     // in a JSON document (nlohmann::json refuses to serialise invalid UTF-8).
@@ -195,15 +207,8 @@ void ElfFile::parse_symbols(const Section& s, std::vector<Symbol>& out, bool dyn
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint8_t* p = d.data() + i * kSymSize;
-        Symbol sym;
+        Symbol sym = decode_symbol(p, dynamic);
         sym.name = string_at(strtab, load_le32(p), "symbol");
-        sym.type = p[4] & 0xf;
-        sym.bind = p[4] >> 4;
-        sym.visibility = p[5] & 3;
-        sym.shndx = load_le16(p + 6);
-        sym.value = load_le64(p + 8);
-        sym.size = load_le64(p + 16);
-        sym.dynamic = dynamic;
         out.push_back(std::move(sym));
     }
 }

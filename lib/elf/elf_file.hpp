@@ -62,6 +62,10 @@ struct Symbol {
     }
 };
 
+// The fields of one Elf64_Sym entry (24 bytes at `p`), all but the name, which needs
+// the string table. Shared by the file reader and readers of symbol tables in memory.
+Symbol decode_symbol(const std::uint8_t* p, bool dynamic);
+
 struct Reloc {
     std::uint64_t offset = 0; // r_offset: a virtual address of this file
     std::uint32_t type = 0;

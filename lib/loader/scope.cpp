@@ -274,14 +274,7 @@ void DynTable::read_versions() {
 Symbol DynTable::symbol_at(std::uint32_t idx) const {
     std::uint8_t e[24]; // Elf64_Sym
     read_vaddr(symtab_ + std::uint64_t{idx} * 24, e, sizeof e, ".dynsym entry");
-    Symbol s;
-    s.type = e[4] & 0xf;
-    s.bind = e[4] >> 4;
-    s.visibility = e[5] & 3;
-    s.shndx = load_le16(e + 6);
-    s.value = load_le64(e + 8);
-    s.size = load_le64(e + 16);
-    s.dynamic = true;
+    Symbol s = elf::decode_symbol(e, /*dynamic=*/true);
     if (versym_ != 0) {
         std::uint8_t v[2];
         read_vaddr(versym_ + std::uint64_t{idx} * 2, v, 2, ".gnu.version");
