@@ -22,11 +22,8 @@ in_syscall() { # TID NR...
     for want in "$@"; do [ "$nr" = "$want" ] && return 0; done
     return 1
 }
-for i in $(seq 1 1000); do
-    in_syscall "$reader" 0 && in_syscall "$sleeper" 35 230 && in_syscall "$waiter" 202 && break
-    [ "$i" -eq 1000 ] && fail "threads never blocked in their system calls"
-    sleep 0.005
-done
+all_blocked() { in_syscall "$reader" 0 && in_syscall "$sleeper" 35 230 && in_syscall "$waiter" 202; }
+wait_until "threads never blocked in their system calls" all_blocked
 
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/blk.hpk"
 # The sleeper must still have been asleep when the apply ended, or the check is void.

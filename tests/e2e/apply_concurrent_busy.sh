@@ -12,7 +12,7 @@ HOTPATCH_TEST_HOLD=attached HOTPATCH_TEST_HOLD_FD=3 timeout 30 hp-apply -p "$VPI
 apid=$!
 HP_PIDS+=("$apid")
 exec {hold}>"$T/hold"
-for i in $(seq 1 2000); do grep -q "holding at attached" "$T/first.err" && break; [ "$i" -eq 2000 ] && fail "first hp-apply never held"; sleep 0.005; done
+wait_until "first hp-apply never held" grep -q "holding at attached" "$T/first.err"
 expect_exit 1 hp-apply -p "$VPID" --allow-unsigned "$T/c.hpk"
 error_is busy
 expect_err "another hp-apply is working on process $VPID"

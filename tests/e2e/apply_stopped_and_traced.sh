@@ -8,9 +8,7 @@ state() { awk '{print $3}' "/proc/$VPID/stat"; }
 
 start_victim v "$T/victim"
 kill -STOP "$VPID"
-for i in $(seq 1 1000); do [ "$(state)" = T ] && break; sleep 0.005; done
-CHECKS=$((CHECKS + 1))
-[ "$(state)" = T ] || fail "victim did not stop"
+wait_until "victim did not stop" test "$(state)" = T
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/s.hpk"
 CHECKS=$((CHECKS + 1))
 [ "$(state)" = T ] || fail "victim is in state $(state) after the apply, expected T (stopped)"
@@ -21,11 +19,7 @@ start_victim w "$T/victim"
 strace -o /dev/null -p "$VPID" 2>"$T/strace.err" &
 spid=$!
 HP_PIDS+=("$spid")
-for i in $(seq 1 1000); do
-    [ "$(awk '/TracerPid/ {print $2}' "/proc/$VPID/status")" != 0 ] && break
-    [ "$i" -eq 1000 ] && fail "strace never attached"
-    sleep 0.005
-done
+wait_until "strace never attached" is_traced "$VPID"
 exec_snapshot "$VPID" >"$T/before"
 expect_exit 1 hp-apply -p "$VPID" --allow-unsigned "$T/s.hpk"
 error_is traced

@@ -14,7 +14,7 @@ for step in attached prepared; do
     HP_PIDS+=("$apid")
     exec {hold}>"$T/hold-$step"
     # Wait for the announcement on stderr (bounded), then kill the victim and release.
-    for i in $(seq 1 2000); do grep -q "holding at $step" "$T/err" && break; [ "$i" -eq 2000 ] && fail "hp-apply never reached $step"; sleep 0.005; done
+    wait_until "hp-apply never reached $step" grep -q "holding at $step" "$T/err"
     kill -9 "$VPID"
     echo x >&"$hold"
     set +e

@@ -17,21 +17,14 @@ is process.ptrace pass
 strace -f -o /dev/null -p "$VPID" 2>"$T/strace.err" &
 spid=$!
 HP_PIDS+=("$spid")
-for i in $(seq 1 1000); do
-    [ "$(awk '/TracerPid/ {print $2}' "/proc/$VPID/status")" != 0 ] && break
-    [ "$i" -eq 1000 ] && fail "strace never attached"
-    sleep 0.005
-done
+wait_until "strace never attached" is_traced "$VPID"
 expect_exit 1 hp-check -p "$VPID"
 is process.traced fail
 jq_ok '.checks[] | select(.id == "process.traced") | .detail | contains("strace")'
 jq_ok '.ok == false and .error.code == "not-eligible"'
 kill "$spid"
 wait "$spid" 2>/dev/null || true
-for i in $(seq 1 1000); do
-    [ "$(awk '/TracerPid/ {print $2}' "/proc/$VPID/status")" = 0 ] && break
-    sleep 0.005
-done
+wait_until "strace never detached" is_untraced "$VPID"
 
 # Replaced on disk: a new build of the binary at the same path.
 cc_x86 -DOTHER_BUILD -o "$T/victim.new" "$HP_SRC/tests/targets/victim.c"

@@ -97,3 +97,19 @@ for line in open(f"/proc/{pid}/maps"):
     print(f[0], f[1], f[5] if len(f) > 5 else "", hashlib.sha256(data).hexdigest())
 PY
 }
+
+# wait_until MESSAGE CMD...: poll a state (not a timing) every 5 ms until CMD succeeds;
+# fail with MESSAGE after 2000 tries (a 10 s watchdog, like the others here).
+wait_until() {
+    local msg=$1 i
+    shift
+    for i in $(seq 1 2000); do
+        "$@" && return 0
+        sleep 0.005
+    done
+    fail "$msg"
+}
+# tracer_of PID: the TracerPid of a process (0 when not traced).
+tracer_of() { awk '/TracerPid/ {print $2}' "/proc/$1/status"; }
+is_traced() { [ "$(tracer_of "$1")" != 0 ]; }
+is_untraced() { [ "$(tracer_of "$1")" = 0 ]; }
