@@ -32,7 +32,7 @@ struct ExtraState {
     std::vector<Set> sets;
 };
 int get_extra(Pid tid, ExtraState& out);
-int set_extra(Pid tid, const ExtraState& s);
+int set_extra(Pid tid, const ExtraState& s); // arch-neutral, in tracer.cpp
 
 // Size of the system call instruction (2: `syscall`, 4: `svc #0`).
 std::size_t syscall_insn_size();

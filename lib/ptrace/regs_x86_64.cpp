@@ -102,14 +102,6 @@ int get_extra(Pid tid, ExtraState& out) {
     return 0;
 }
 
-int set_extra(Pid tid, const ExtraState& st) {
-    for (const auto& s : st.sets) {
-        iovec iov{const_cast<std::uint8_t*>(s.data.data()), s.data.size()};
-        if (::ptrace(PTRACE_SETREGSET, tid, s.type, &iov) != 0) return errno;
-    }
-    return 0;
-}
-
 std::size_t syscall_insn_size() {
     return 2;
 }

@@ -43,11 +43,26 @@
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
 namespace hp::ptrace {
+
+namespace detail {
+
+// Writing back what get_extra() saved is the same on every architecture: each regset in
+// the order it was read (ARM64 needs NT_PRFPREG before NT_ARM_SVE).
+int set_extra(Pid tid, const ExtraState& st) {
+    for (const auto& s : st.sets) {
+        iovec iov{const_cast<std::uint8_t*>(s.data.data()), s.data.size()};
+        if (::ptrace(PTRACE_SETREGSET, tid, s.type, &iov) != 0) return errno;
+    }
+    return 0;
+}
+
+} // namespace detail
 
 namespace {
 
