@@ -175,8 +175,8 @@ template <typename F> Outcome exit_aware(proc::Pid pid, F&& f) {
 }
 } // namespace
 
-Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
-Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout);
+static Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
+static Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout);
 
 Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
     return exit_aware(opt.pid, [&] { return apply_impl(pkg, package_sha256, opt); });
