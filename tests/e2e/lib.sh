@@ -15,6 +15,8 @@ _hp_cleanup() {
     if [ $rc -eq 0 ]; then echo "PASS $TEST_NAME ($CHECKS checks)"; fi
 }
 trap _hp_cleanup EXIT
+# A command that fails outside expect_exit ends the test under set -e; say which one.
+trap 'echo "FAIL $TEST_NAME: line $LINENO: \"$BASH_COMMAND\" exited $?" >&2' ERR
 
 fail() {
     echo "FAIL $TEST_NAME: $*" >&2

@@ -44,7 +44,8 @@ for i in range(n):
     t,f,o,v,p,fs,ms,al=struct.unpack_from('<IIQQQQQQ',data,phoff+56*i)
     if t==1 and v<=a<v+fs: print(o+a-v)
 ")
-fsha=$(tail -c +$((off + 1)) "$T/victim" | head -c $((16#$size)) | sha256sum | cut -d' ' -f1)
+# (dd, not tail | head: under pipefail, head closing early can SIGPIPE tail.)
+fsha=$(dd if="$T/victim" bs=1 skip="$off" count=$((16#$size)) status=none | sha256sum | cut -d' ' -f1)
 jq_ok ".functions[0].sha256 == \"$fsha\""
 
 # Undefined symbols: the victim's statics were resolved to its addresses at pack time;
