@@ -4,6 +4,8 @@
 
 #include "arch/arch.hpp"
 
+#include <vector>
+
 namespace hp::arch {
 
 struct SyscallNumbers {
@@ -22,6 +24,26 @@ inline ByteView syscall_insn(Arch a) {
     static constexpr std::uint8_t x86[] = {0x0f, 0x05};
     static constexpr std::uint8_t arm[] = {0x01, 0x00, 0x00, 0xd4};
     return a == Arch::X86_64 ? ByteView(x86) : ByteView(arm);
+}
+
+// The return instruction that must follow a system call instruction for the borrowed
+// thread's death guard (see lib/ptrace/tracer.cpp): `ret` (c3) / `ret` (c0 03 5f d6).
+inline ByteView return_insn(Arch a) {
+    static constexpr std::uint8_t x86[] = {0xc3};
+    static constexpr std::uint8_t arm[] = {0xc0, 0x03, 0x5f, 0xd6};
+    return a == Arch::X86_64 ? ByteView(x86) : ByteView(arm);
+}
+
+// Signal-return trampolines as C libraries and the kernel ship them: "set the
+// rt_sigreturn number, system call". x86-64: glibc's __restore_rt (mov rax, 15; syscall)
+// and musl's (mov eax, 15; syscall); ARM64: the vDSO's __kernel_rt_sigreturn
+// (mov x8, #139; svc #0).
+inline std::vector<ByteView> sigreturn_trampolines(Arch a) {
+    static constexpr std::uint8_t glibc[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+    static constexpr std::uint8_t musl[] = {0xb8, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+    static constexpr std::uint8_t vdso[] = {0x68, 0x11, 0x80, 0xd2, 0x01, 0x00, 0x00, 0xd4};
+    if (a == Arch::X86_64) return {ByteView(glibc), ByteView(musl)};
+    return {ByteView(vdso)};
 }
 
 } // namespace hp::arch

@@ -3,6 +3,7 @@
 #include "arch/syscalls.hpp"
 #include "doc/document.hpp"
 #include "loader/loader.hpp"
+#include "common/fault.hpp"
 #include "patch/lock.hpp"
 #include "ptrace/seccomp.hpp"
 #include "ptrace/tracer.hpp"
@@ -44,8 +45,9 @@ class Remote {
     const arch::SyscallNumbers& nr() const { return nr_; }
     // Undoing must not fail for want of time: the job's deadline may be what stopped us.
     void grant_cleanup_time() { deadline_ = std::max(deadline_, Clock::now() + std::chrono::seconds(2)); }
-    std::uint64_t call(const char* what, long nr, std::array<std::uint64_t, 6> args) {
-        std::int64_t r = t_.remote_syscall(0, insn_, nr, args, deadline_);
+    std::uint64_t call(const char* what, long nr, std::array<std::uint64_t, 6> args,
+                       const ptrace::StackArg* stack_arg = nullptr) {
+        std::int64_t r = t_.remote_syscall(0, insn_, nr, args, deadline_, stack_arg);
         if (r < 0 && r > -4096)
             throw Error(ErrorCode::NotEligible, fmt::format("{} in process {} failed: {}", what, t_.pid(),
                                                             std::strerror(static_cast<int>(-r))));
@@ -403,7 +405,6 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         constexpr std::uint64_t kFd = 3;
         const auto map_fnr = static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace);
         std::vector<ptrace::InjectedCall> calls = {
-            {nr.mmap, {0, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, static_cast<std::uint64_t>(-1), 0}, "mmap"},
             {nr.memfd_create, {0, kMfdCloexec, 0, 0, 0, 0}, "memfd_create"},
             {nr.ftruncate, {kFd, total + page * thunks.size(), 0, 0, 0, 0}, "ftruncate"},
             {nr.mmap, {base, total, PROT_READ, map_fnr, kFd, 0}, "mmap"}};
@@ -434,16 +435,14 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         }
     }
     RemoteMappings mapped(remote);
-    std::uint64_t scratch = remote.call("mmap (scratch)", nr.mmap,
-                                        {0, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                                         static_cast<std::uint64_t>(-1), 0});
-    mapped.add(scratch, page);
+    // The memfd's name travels on the borrowed thread's stack: no scratch mapping that a
+    // killed hp-apply could leave behind.
     std::string name = mapping_name(m.id);
     Bytes name_bytes(name.begin(), name.end());
     name_bytes.push_back(0);
-    mem.write(scratch, name_bytes);
+    ptrace::StackArg name_arg{0, name_bytes};
     fault_point("borrowed");
-    std::uint64_t fd = remote.call("memfd_create", nr.memfd_create, {scratch, kMfdCloexec, 0, 0, 0, 0});
+    std::uint64_t fd = remote.call("memfd_create", nr.memfd_create, {0, kMfdCloexec, 0, 0, 0, 0}, &name_arg);
     struct FdCloser {
         Remote& r;
         std::uint64_t fd;

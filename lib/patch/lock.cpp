@@ -67,22 +67,5 @@ InstanceLock::~InstanceLock() {
     ::close(fd_);
 }
 
-void fault_point(const char* step) {
-    const char* want = std::getenv("HOTPATCH_TEST_FAULT");
-    if (want != nullptr && std::strcmp(want, step) == 0) ::raise(SIGKILL);
-    // HOTPATCH_TEST_HOLD=STEP: announce the step on stderr and wait until one byte can be
-    // read from the descriptor $HOTPATCH_TEST_HOLD_FD (default 0), so a test can act on the
-    // target at an exact point (kill it, signal it) without sleeping.
-    const char* hold = std::getenv("HOTPATCH_TEST_HOLD");
-    if (hold != nullptr && std::strcmp(hold, step) == 0) {
-        const char* fd_text = std::getenv("HOTPATCH_TEST_HOLD_FD");
-        int fd = fd_text != nullptr ? std::atoi(fd_text) : 0;
-        std::fprintf(stderr, "hp: test: holding at %s\n", step);
-        std::fflush(stderr);
-        char c;
-        while (::read(fd, &c, 1) < 0 && errno == EINTR) {
-        }
-    }
-}
 
 } // namespace hp::patch

@@ -21,10 +21,5 @@ class InstanceLock {
     std::string path_;
 };
 
-// Test-only fault points (DESIGN §9): when $HOTPATCH_TEST_FAULT equals `step`, the tool
-// SIGKILLs itself there, so tests can check that every prefix of an apply is recoverable;
-// when $HOTPATCH_TEST_HOLD equals `step`, it waits there for a byte on
-// $HOTPATCH_TEST_HOLD_FD. Steps: attached, borrowed, prepared, first-site, applied.
-void fault_point(const char* step);
 
 } // namespace hp::patch

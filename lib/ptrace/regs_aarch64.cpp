@@ -68,6 +68,11 @@ void Regs::set_ip(std::uint64_t v) {
     u.pc = v;
     store(*this, u);
 }
+void Regs::set_sp(std::uint64_t v) {
+    auto u = load(*this);
+    u.sp = v;
+    store(*this, u);
+}
 
 namespace detail {
 
@@ -136,6 +141,13 @@ long interrupted_syscall(const Regs& r, const Read32& read32) {
     if (static_cast<std::int64_t>(u.x[0]) == -EINTR && u.pc >= 4)
         if (auto w = read32(u.pc - 4); w && *w == kSvc0) return static_cast<long>(u.x[8]);
     return -1;
+}
+
+std::optional<Guard> build_guard(const Regs&, const ExtraState&, std::uint64_t, std::uint64_t, std::uint64_t,
+                                 std::uint64_t) {
+    // Not yet: an ARM64 rt_sigframe needs the fpsimd (and SVE) records rebuilt from the
+    // regsets. Until then a tracer that dies mid-call leaves this thread with our registers.
+    return std::nullopt;
 }
 
 bool insn_usable(const Regs& r, std::uint64_t insn) {

@@ -43,6 +43,23 @@ std::size_t syscall_insn_size();
 // resume; -1 means "not in a system call", so it leaves rip/rax alone.
 void prepare_syscall(Regs& r, std::uint64_t insn, long nr,
                      const std::array<std::uint64_t, 6>& args);
+// The death guard of a borrowed thread (see tracer.cpp): stack contents and a stack
+// pointer such that, should the tracer die while the thread executes our system call at a
+// `syscall; ret` instruction pair, the `ret` lands on a signal-return trampoline and
+// rt_sigreturn puts back every register, the FPU/vector state and the signal mask exactly
+// as saved (with an interrupted system call set up for restart, as the kernel would have
+// done). `frame` is written at `frame_addr`, below the red zone of the saved stack.
+struct Guard {
+    std::uint64_t frame_addr = 0;
+    Bytes frame;
+    std::uint64_t sp = 0; // the stack pointer to run the call with
+};
+// It lies below `top` (and below the saved stack pointer's red zone); nullopt when this
+// architecture has no guard yet or the frame does not fit above `stack_lo` (the start of
+// the mapping holding the saved stack pointer).
+std::optional<Guard> build_guard(const Regs& saved, const ExtraState& extra, std::uint64_t blocked,
+                                 std::uint64_t trampoline, std::uint64_t stack_lo, std::uint64_t top);
+
 // The system call's return value in the registers after it ran (rax / x0).
 std::int64_t syscall_result(const Regs& r);
 

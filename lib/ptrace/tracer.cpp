@@ -25,6 +25,13 @@
 //   is stopped (SIGNAL_STOP_STOPPED), so a stopped process is stopped again after we go.
 // * PTRACE_DETACH needs the thread in a ptrace-stop; a LISTENing thread is not (it fails
 //   ptrace_freeze_traced). Detaching therefore interrupts every thread first.
+// * When the tracer dies, every tracee is detached and resumed (exit_ptrace). A thread in
+//   a signal-delivery-stop then gets that signal - a single-step's SIGTRAP would kill the
+//   target - while a syscall-stop's 0x85 (TRACESYSGOOD) is no signal and is dropped. A
+//   borrowed thread therefore runs its call between syscall-stops, at a `syscall; ret`
+//   pair, on a stack that holds an rt_sigframe of its saved state under a return address
+//   into a signal-return trampoline (detail::build_guard): a tracer killed at any moment
+//   leaves it to finish the call, return into rt_sigreturn and continue exactly as before.
 // * Every ptrace request must come from the thread that attached; waitpid(TID, __WALL)
 //   reports the tracees' stops and exits. We wait per thread id (never waitpid(-1)) so
 //   that the tool's other children are not reaped behind its back.
@@ -32,6 +39,7 @@
 
 #include "arch/syscalls.hpp"
 #include "doc/error.hpp"
+#include "common/fault.hpp"
 #include "ptrace/regs_impl.hpp"
 
 #include <algorithm>
@@ -117,12 +125,18 @@ constexpr KSigset sigbit(int sig) {
 // single-step trap is forced with force_sig_fault(), which would reset a blocked SIGTRAP's
 // handler to SIG_DFL (force_sig_info_to_task). SIGKILL and SIGSTOP cannot be blocked.
 constexpr KSigset kBorrowMask = ~sigbit(SIGTRAP);
+// TRACESYSGOOD: a borrowed thread's system call is run between a syscall-enter-stop and a
+// syscall-exit-stop (PTRACE_SYSCALL), reported as SIGTRAP | 0x80. Unlike the SIGTRAP of a
+// single-step, such a stop is harmless when the tracer dies: ptrace_report_syscall() then
+// sends the stop's "signal" 0x85, which is not a valid signal and is dropped, whereas a
+// single-step's SIGTRAP would be delivered and kill the target.
+constexpr long kOptions = PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD;
 
 } // namespace
 
 struct Tracer::Impl {
     enum class Run { Running, Stopped, Listening, Zombie };
-    enum class Stop { None, Event, GroupStop, Signal, Clone };
+    enum class Stop { None, Event, GroupStop, Signal, Clone, Syscall };
     struct Thread {
         Pid tid = 0;
         Run run = Run::Running;
@@ -147,6 +161,9 @@ struct Tracer::Impl {
     bool process_exited = false;
     std::vector<Deferred> resend; // signals to re-send with tgkill (see borrow restore)
     std::unique_ptr<proc::Memory> mem;
+    std::unique_ptr<proc::Memory> wmem;  // for guard frames
+    std::vector<proc::Mapping> maps;     // as of the last guard_for() that needed them
+    std::optional<std::uint64_t> trampoline; // 0: none (or guards unusable in this process)
 
     Impl(Pid p, std::vector<ThreadInfo>& out) : pid(p), infos(out) {}
     ~Impl() { detach_all(); }
@@ -276,6 +293,8 @@ struct Tracer::Impl {
             if (::ptrace(PTRACE_GETEVENTMSG, tid, nullptr, &msg) == 0 && msg != 0)
                 add_new_thread(static_cast<Pid>(msg));
             t.kind = Stop::Clone;
+        } else if (event == 0 && sig == (SIGTRAP | 0x80)) {
+            t.kind = Stop::Syscall; // only a borrowed thread, resumed with PTRACE_SYSCALL
         } else if (event == 0) {
             t.kind = Stop::Signal;
             t.sig = sig;
@@ -418,7 +437,7 @@ struct Tracer::Impl {
             bool added = false;
             for (Pid tid : tids) {
                 if (threads.count(tid) || std::count(ignored.begin(), ignored.end(), tid)) continue;
-                if (::ptrace(PTRACE_SEIZE, tid, nullptr, as_data(PTRACE_O_TRACECLONE)) == 0) {
+                if (::ptrace(PTRACE_SEIZE, tid, nullptr, as_data(kOptions)) == 0) {
                     Thread t;
                     t.tid = tid;
                     threads.emplace(tid, t);
@@ -493,7 +512,7 @@ struct Tracer::Impl {
         bool added = false;
         for (Pid tid : tids) {
             if (threads.count(tid)) continue;
-            if (::ptrace(PTRACE_SEIZE, tid, nullptr, as_data(PTRACE_O_TRACECLONE)) == 0) {
+            if (::ptrace(PTRACE_SEIZE, tid, nullptr, as_data(kOptions)) == 0) {
                 Thread t;
                 t.tid = tid;
                 threads.emplace(tid, t);
@@ -616,6 +635,61 @@ struct Tracer::Impl {
 
     // ---- borrowing one thread ----
 
+    // The death guard for a thread borrowed with `saved` registers to run a system call at
+    // `insn` (see detail::build_guard), when the process allows one: `insn` is followed by
+    // a return, a signal-return trampoline exists in its code, and no shadow stack (x86
+    // CET) would refuse the unbalanced return.
+    std::optional<detail::Guard> guard_for(const Regs& saved, const detail::ExtraState& extra,
+                                           KSigset blocked, std::uint64_t insn,
+                                           std::uint64_t top) {
+        const arch::Arch a = arch::host();
+        try {
+            if (!mem) mem = std::make_unique<proc::Memory>(pid, false);
+            if (!trampoline) {
+                trampoline = 0;
+                std::string status = read_small(fmt::format("/proc/{}/status", pid));
+                if (status_field(status, "x86_Thread_features").find("shstk") != std::string::npos)
+                    return std::nullopt;
+                maps = proc::read_maps(pid);
+                for (ByteView pat : arch::sigreturn_trampolines(a))
+                    if (std::uint64_t at = find_code(*mem, maps, pat, a); at != 0) {
+                        trampoline = at;
+                        break;
+                    }
+            }
+            if (*trampoline == 0) return std::nullopt;
+            ByteView ret = arch::return_insn(a);
+            Bytes after(ret.size());
+            if (!mem->read_fallible(insn + detail::syscall_insn_size(), after.data(), after.size()) ||
+                !std::equal(ret.begin(), ret.end(), after.begin()))
+                return std::nullopt;
+            auto stack_of = [&]() -> const proc::Mapping* {
+                for (const proc::Mapping& m : maps)
+                    if (saved.sp() >= m.start && saved.sp() < m.end && m.writable()) return &m;
+                return nullptr;
+            };
+            const proc::Mapping* st = stack_of();
+            if (st == nullptr) {
+                maps = proc::read_maps(pid); // a thread born since
+                st = stack_of();
+            }
+            if (st == nullptr) return std::nullopt;
+            return detail::build_guard(saved, extra, blocked, *trampoline, st->start, top);
+        } catch (const Error&) {
+            return std::nullopt;
+        }
+    }
+
+    bool write_tracee(std::uint64_t addr, ByteView bytes) {
+        try {
+            if (!wmem) wmem = std::make_unique<proc::Memory>(pid, true);
+            wmem->write(addr, bytes);
+            return true;
+        } catch (const Error&) {
+            return false;
+        }
+    }
+
     Pid choose_thread() const {
         auto blocked_in_syscall = [&](const Thread& t) {
             if (t.run == Run::Stopped) {
@@ -638,8 +712,8 @@ struct Tracer::Impl {
     }
 
     std::int64_t remote_syscall(Pid want, std::uint64_t insn, long nr,
-                                const std::array<std::uint64_t, 6>& args,
-                                Clock::time_point deadline);
+                                std::array<std::uint64_t, 6> args, Clock::time_point deadline,
+                                const StackArg* stack_arg);
     Pid acquire(Pid want, Clock::time_point deadline, bool& was_stopped);
     void detach_all() noexcept;
     class Borrow;
@@ -683,22 +757,38 @@ class Tracer::Impl::Borrow {
 
     const Regs& regs() const { return regs_; }
 
-    // Executes the prepared registers up to the single-step trap after the system call.
-    std::int64_t run(const Regs& work, std::uint64_t insn, Clock::time_point deadline) {
+    // Executes the prepared registers from syscall-enter-stop to syscall-exit-stop. With a
+    // guard (see build_guard), a tracer that dies at any point of this leaves the thread
+    // to run the call, return into the signal-return trampoline and get its state back.
+    std::int64_t run(Regs work, std::uint64_t insn, std::uint64_t top, Clock::time_point deadline) {
         (void)thread();
-        KSigset block = kBorrowMask;
+        if (auto g = impl_.guard_for(regs_, extra_, mask_, insn, top)) {
+            if (impl_.write_tracee(g->frame_addr, g->frame)) work.set_sp(g->sp);
+        }
         dirty_ = true; // from here on, restore() puts back registers and mask
-        if (::ptrace(PTRACE_SETSIGMASK, tid_, as_data(sizeof(KSigset)), &block) != 0)
-            fail("block signals in");
+        // Registers first, then the mask: the guard's frame carries the thread's own mask,
+        // so a death between the two leaves nothing behind.
         if (int e = detail::set_gp(tid_, work); e != 0) {
             errno = e;
             fail("set the registers of");
         }
+        KSigset block = kBorrowMask;
+        if (::ptrace(PTRACE_SETSIGMASK, tid_, as_data(sizeof(KSigset)), &block) != 0)
+            fail("block signals in");
+        fault_point("in-syscall");
         const std::uint64_t after = insn + detail::syscall_insn_size();
+        bool entered = false;
         for (int steps = 0;; ++steps) {
             // Resuming with signal 0 discards a signal whose delivery-stop we are in; it was
             // saved (save() or below) and is given back by restore().
-            if (::ptrace(PTRACE_SINGLESTEP, tid_, nullptr, nullptr) != 0) fail("single-step");
+            // Once inside the call, a thread with a signal to give back finishes it with a
+            // single-step instead: the step's SIGTRAP stop after the call is a
+            // signal-delivery-stop, where restore() can deliver that signal with its own
+            // siginfo, in order. (Its one drawback: a tracer dying in that stop lets the
+            // SIGTRAP through; hence only then.)
+            const bool step = entered && !pending_.empty();
+            if (::ptrace(step ? PTRACE_SINGLESTEP : PTRACE_SYSCALL, tid_, nullptr, nullptr) != 0)
+                fail("resume");
             thread().run = Impl::Run::Running;
             thread().kind = Impl::Stop::None;
             if (!impl_.pump_until([&] { return impl_.stopped(tid_); }, deadline)) {
@@ -710,21 +800,35 @@ class Tracer::Impl::Borrow {
             }
             if (impl_.find(tid_) == nullptr) throw_gone();
             Impl::Thread& s = thread();
-            if (s.kind == Impl::Stop::Signal && s.sig == SIGTRAP) {
+            if (s.kind == Impl::Stop::Syscall) {
                 Regs now;
                 if (int e = detail::get_gp(tid_, now); e != 0) {
                     errno = e;
                     fail("read the registers of");
                 }
-                if (now.ip() == after) return detail::syscall_result(now);
-                if (now.ip() != insn)
-                    throw Error(
-                        ErrorCode::Internal,
-                        fmt::format("thread {} of process {} stopped at {} instead of {} after a "
-                                    "system call",
-                                    tid_, impl_.pid, hex_addr(now.ip()), hex_addr(after)));
-                // A SIGTRAP from someone else, before our instruction ran: keep it.
-                pending_.push_back({s.sig, s.info});
+                if (now.ip() != after)
+                    throw Error(ErrorCode::Internal,
+                                fmt::format("thread {} of process {} stopped for a system call at "
+                                            "{} instead of {}",
+                                            tid_, impl_.pid, hex_addr(now.ip()), hex_addr(after)));
+                if (entered) {
+                    fault_point("after-syscall");
+                    return detail::syscall_result(now);
+                }
+                entered = true;
+                continue;
+            }
+            if (s.kind == Impl::Stop::Signal && s.sig == SIGTRAP && entered) {
+                Regs now;
+                if (int e = detail::get_gp(tid_, now); e != 0) {
+                    errno = e;
+                    fail("read the registers of");
+                }
+                if (now.ip() == after) {
+                    fault_point("after-syscall");
+                    return detail::syscall_result(now);
+                }
+                pending_.push_back({s.sig, s.info}); // someone else's
             } else if (s.kind == Impl::Stop::Signal) {
                 // SIGSTOP (it cannot be blocked) or another signal that got through.
                 pending_.push_back({s.sig, s.info});
@@ -785,10 +889,11 @@ class Tracer::Impl::Borrow {
         }
         if (dirty_) {
             // Exactly the saved registers: the kernel then applies its own restart logic when
-            // the thread leaves get_signal() (see the top of this file).
-            detail::set_gp(tid_, regs_);
-            detail::set_extra(tid_, extra_);
+            // the thread leaves get_signal() (see the top of this file). The general
+            // registers last: until then a guarded thread still finds its way back alone.
             ::ptrace(PTRACE_SETSIGMASK, tid_, as_data(sizeof(KSigset)), &mask_);
+            detail::set_extra(tid_, extra_);
+            detail::set_gp(tid_, regs_);
         }
         // The thread now sits in a stop of our making (the SIGTRAP delivery-stop). Give it
         // back the stop it had, with every signal that reached it meanwhile:
@@ -881,8 +986,8 @@ Pid Tracer::Impl::acquire(Pid want, Clock::time_point deadline, bool& was_stoppe
 }
 
 std::int64_t Tracer::Impl::remote_syscall(Pid want, std::uint64_t insn, long nr,
-                                          const std::array<std::uint64_t, 6>& args,
-                                          Clock::time_point deadline) {
+                                          std::array<std::uint64_t, 6> args,
+                                          Clock::time_point deadline, const StackArg* stack_arg) {
     bool was_stopped = false;
     Pid tid = acquire(want, deadline, was_stopped);
     // Whatever happens, a thread we stopped for this call runs again afterwards (declared
@@ -908,9 +1013,20 @@ std::int64_t Tracer::Impl::remote_syscall(Pid want, std::uint64_t insn, long nr,
             fmt::format("thread {} of process {} is stopped at the system call instruction {} "
                         "chosen for the call; borrow another thread",
                         tid, pid, hex_addr(insn)));
+    // Below the red zone (x86-64: 128 bytes; ARM64 has none) everything is dead.
+    std::uint64_t top = b.regs().sp() - 128;
+    if (stack_arg != nullptr) {
+        top = (top - stack_arg->bytes.size()) & ~std::uint64_t{15};
+        if (stack_arg->index >= args.size() || !write_tracee(top, stack_arg->bytes))
+            throw Error(ErrorCode::NotEligible,
+                        fmt::format("cannot place the argument of system call {} on the stack of "
+                                    "thread {} of process {}",
+                                    nr, tid, pid));
+        args[stack_arg->index] = top;
+    }
     Regs work = b.regs();
     detail::prepare_syscall(work, insn, nr, args);
-    std::int64_t r = b.run(work, insn, deadline);
+    std::int64_t r = b.run(std::move(work), insn, top, deadline);
     // -ERESTART* never reaches user code; an injected call interrupted by a signal is EINTR.
     if (r <= -512 && r >= -516) r = -EINTR;
     return r;
@@ -963,9 +1079,10 @@ Clock::time_point Tracer::resume_all() {
 }
 
 std::int64_t Tracer::remote_syscall(Pid tid, std::uint64_t syscall_insn, long nr,
-                                    std::array<std::uint64_t, 6> args, Clock::time_point deadline) {
+                                    std::array<std::uint64_t, 6> args, Clock::time_point deadline,
+                                    const StackArg* stack_arg) {
     impl_->check_thread();
-    return impl_->remote_syscall(tid, syscall_insn, nr, args, deadline);
+    return impl_->remote_syscall(tid, syscall_insn, nr, args, deadline, stack_arg);
 }
 
 Pid Tracer::choose_thread() const {
@@ -977,11 +1094,12 @@ void Tracer::service_events() {
     impl_->poll_all();
 }
 
-// ---- finding a syscall instruction ----
+// ---- finding code in the target ----
 
-std::uint64_t find_syscall_insn(const proc::Memory& mem, const std::vector<proc::Mapping>& maps,
-                                arch::Arch a) {
-    ByteView pat = arch::syscall_insn(a);
+// The first occurrence of `pat` (at `a`'s instruction alignment) in the executable,
+// non-writable mappings: the vDSO first, then libc, then the rest. 0 when absent.
+std::uint64_t find_code(const proc::Memory& mem, const std::vector<proc::Mapping>& maps,
+                        ByteView pat, arch::Arch a) {
     const std::uint64_t align = a == arch::Arch::AArch64 ? 4 : 1;
     auto is_libc = [](const std::string& p) {
         auto slash = p.rfind('/');
@@ -1019,6 +1137,18 @@ std::uint64_t find_syscall_insn(const proc::Memory& mem, const std::vector<proc:
             at += len - (pat.size() - 1); // overlap so a match across chunks is found
         }
     }
+    return 0;
+}
+
+std::uint64_t find_syscall_insn(const proc::Memory& mem, const std::vector<proc::Mapping>& maps,
+                                arch::Arch a) {
+    // Preferred: a system call instruction followed by a return, which lets a borrowed
+    // thread carry a death guard (detail::build_guard).
+    ByteView sc = arch::syscall_insn(a), ret = arch::return_insn(a);
+    Bytes pair(sc.begin(), sc.end());
+    pair.insert(pair.end(), ret.begin(), ret.end());
+    if (std::uint64_t at = find_code(mem, maps, pair, a); at != 0) return at;
+    if (std::uint64_t at = find_code(mem, maps, sc, a); at != 0) return at;
     throw Error(ErrorCode::NotEligible,
                 fmt::format("no {} instruction in the executable mappings of process {}",
                             a == arch::Arch::X86_64 ? "syscall" : "svc #0", mem.pid()));

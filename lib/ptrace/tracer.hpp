@@ -30,6 +30,7 @@ class Regs {
     std::uint64_t fp() const;
     std::uint64_t lr() const;
     void set_ip(std::uint64_t v);
+    void set_sp(std::uint64_t v);
     // The raw storage (user_regs_struct / user_pt_regs), sized for the largest.
     alignas(16) std::array<std::uint8_t, 512> raw{};
 };
@@ -39,6 +40,14 @@ struct ThreadInfo {
     Regs regs;             // as of the last stop
     bool in_syscall = false; // stopped inside a system call (from /proc or registers)
     long syscall_nr = -1;
+};
+
+// Bytes a system call takes by pointer (a file name, say), placed for the call on the
+// borrowed thread's own stack below its red zone, where nothing live can be: argument
+// `index` gets their address. Nothing is mapped for them, so nothing can leak.
+struct StackArg {
+    unsigned index = 0;
+    ByteView bytes;
 };
 
 class Tracer {
@@ -76,7 +85,8 @@ class Tracer {
     // returns the raw result (negative errno on failure).
     // Prefers a thread that is not inside a system call when `tid` is 0.
     std::int64_t remote_syscall(Pid tid, std::uint64_t syscall_insn, long nr,
-                                std::array<std::uint64_t, 6> args, Clock::time_point deadline);
+                                std::array<std::uint64_t, 6> args, Clock::time_point deadline,
+                                const StackArg* stack_arg = nullptr);
     // The thread remote_syscall(0, ...) would borrow.
     Pid choose_thread() const;
 
@@ -86,6 +96,11 @@ class Tracer {
     std::vector<ThreadInfo> threads_;
     std::unique_ptr<Impl> impl_;
 };
+
+// The first occurrence of `pat` at an instruction boundary of `a` in the executable,
+// non-writable mappings (vDSO, then libc, then the rest); 0 when there is none.
+std::uint64_t find_code(const proc::Memory& mem, const std::vector<proc::Mapping>& maps,
+                        ByteView pat, arch::Arch a);
 
 // Finds the address of an existing system-call instruction in the process (vDSO first,
 // then libc, then any executable mapping), by scanning executable mappings for its bytes.
