@@ -5,6 +5,7 @@
 #include "loader/loader.hpp"
 #include "common/fault.hpp"
 #include "patch/lock.hpp"
+#include "patch/stacks.hpp"
 #include "ptrace/seccomp.hpp"
 #include "ptrace/tracer.hpp"
 
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 namespace hp::patch {
+
+std::string_view consistency_name(Consistency c) { return c == Consistency::Entry ? "entry" : "stack"; }
 
 using Clock = std::chrono::steady_clock;
 using package::Function;
@@ -110,14 +113,46 @@ std::optional<std::string> thread_in_sites(const ptrace::Tracer& t, const std::v
     return std::nullopt;
 }
 
-// Stops the world until no thread is inside `sites`, retrying until the deadline. On
-// return every thread is stopped. Throws Unsafe naming the thread and function.
-Clock::time_point stop_safely(ptrace::Tracer& t, const std::vector<SiteRecord>& sites, Clock::time_point deadline,
+// The code of an applied patch: its payload and thunk pages; the replacement entries are
+// where function pointers point.
+std::vector<CodeRange> payload_code(const Record& r) {
+    std::vector<CodeRange> out;
+    for (std::size_t i = 0; i < r.mappings.size(); ++i) {
+        CodeRange c;
+        c.name = fmt::format("the code of patch '{}'", r.id);
+        c.start = i == 0 ? r.payload_base : r.mappings[i].start;
+        c.end = r.mappings[i].end;
+        for (const SiteRecord& s : r.sites) c.entries.push_back(s.replacement);
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+// What must hold while every thread is stopped, per consistency model: no thread inside a
+// site (always), and with Stack none using `code` (code_in_use).
+struct SwitchCheck {
+    const std::vector<SiteRecord>& sites;
+    Consistency mode;
+    std::vector<CodeRange> code;
+    const proc::Memory& mem;
+    std::vector<proc::Mapping>& maps;
+    std::optional<std::string> operator()(const ptrace::Tracer& t) const {
+        if (auto busy = thread_in_sites(t, sites)) return busy;
+        if (mode == Consistency::Stack) return code_in_use(t, mem, maps, code);
+        return std::nullopt;
+    }
+};
+
+// Stops the world until the check passes, retrying until the deadline: each attempt's
+// freeze lasts only as long as the check, then the threads run while we back off. On
+// return every thread is stopped. Throws Unsafe naming the threads and functions.
+Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock::time_point deadline,
                               unsigned& attempts) {
     std::optional<std::string> busy;
     auto give_up = [&] {
-        throw Error(ErrorCode::Unsafe, fmt::format("{}; gave up after {} attempts (--timeout); nothing was changed",
-                                                   *busy, attempts));
+        throw Error(ErrorCode::Unsafe,
+                    fmt::format("{}; gave up after {} attempts (--timeout, --consistency {}); nothing was changed",
+                                *busy, attempts, consistency_name(check.mode)));
     };
     for (;;) {
         ++attempts;
@@ -129,7 +164,7 @@ Clock::time_point stop_safely(ptrace::Tracer& t, const std::vector<SiteRecord>& 
             if (e.code() == ErrorCode::Unsafe && busy) give_up();
             throw;
         }
-        busy = thread_in_sites(t, sites);
+        busy = check(t);
         if (!busy) return first;
         auto stop_cost = Clock::now() - first;
         t.resume_all();
@@ -178,14 +213,16 @@ template <typename F> Outcome exit_aware(proc::Pid pid, F&& f) {
 } // namespace
 
 static Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
-static Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout);
+static Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout, Consistency mode);
+static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
+                   std::vector<Record>& records, Clock::time_point deadline, std::vector<std::string>& done);
 
 Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
     return exit_aware(opt.pid, [&] { return apply_impl(pkg, package_sha256, opt); });
 }
 
-Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout) {
-    return exit_aware(pid, [&] { return revert_impl(pid, id, timeout); });
+Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout, Consistency consistency) {
+    return exit_aware(pid, [&] { return revert_impl(pid, id, timeout, consistency); });
 }
 
 Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
@@ -209,6 +246,11 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     proc::Memory mem(opt.pid, /*writable=*/true);
     auto mods = proc::modules(opt.pid, maps);
     auto records = find_records(mem, maps);
+    if (!opt.dry_run && repair(opt.pid, mem, maps, records, deadline, out.repaired)) {
+        maps = proc::read_maps(opt.pid);
+        mods = proc::modules(opt.pid, maps);
+        records = find_records(mem, maps);
+    }
     for (const Record& r : records) {
         if (r.id != m.id) continue;
         if (r.state == State::Applied)
@@ -292,6 +334,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     rec.tool_version = std::string(doc::version());
     rec.time = doc::now_rfc3339();
     rec.instance = inst;
+    rec.consistency = std::string(consistency_name(opt.consistency));
     rec.sites.reserve(planned.size());
     for (const auto& ps : planned) {
         SiteRecord s = ps.rec;
@@ -487,7 +530,16 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
 
     // ---- switch: every thread stopped, no thread inside a site ----
     auto ts = Clock::now();
-    Clock::time_point first = stop_safely(tracer, rec.sites, deadline, out.timings.attempts);
+    // Stack consistency: the functions being replaced, and the code of patches this one
+    // lies on top of (their replacements are what runs now), must be unused.
+    SwitchCheck check{rec.sites, opt.consistency, {}, mem, maps};
+    for (const PlannedSite& ps : planned) {
+        check.code.push_back({ps.rec.function_address, ps.rec.function_address + std::max<std::uint64_t>(ps.fn->size, 1),
+                              label(ps.rec), {ps.rec.function_address}});
+        if (ps.superseded != nullptr)
+            for (CodeRange& r : payload_code(*ps.superseded)) check.code.push_back(std::move(r));
+    }
+    Clock::time_point first = stop_safely(tracer, check, deadline, out.timings.attempts);
     std::size_t written = 0;
     try {
         for (const SiteRecord& s : rec.sites) {
@@ -526,60 +578,19 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
 
 namespace {
 
-// Conservative: any word on any thread's stack (from its stack pointer to the end of the
-// mapping holding it) or any instruction pointer inside the ranges keeps them mapped.
-std::optional<std::string> in_use(const ptrace::Tracer& t, const proc::Memory& mem,
-                                  const std::vector<proc::Mapping>& maps, const std::vector<MappingRange>& ranges) {
-    auto inside = [&](std::uint64_t v) {
-        for (const auto& r : ranges)
-            if (v >= r.start && v < r.end) return true;
-        return false;
-    };
-    for (const auto& th : t.threads()) {
-        if (inside(th.regs.ip())) return fmt::format("thread {} is executing in it (ip {})", th.tid, hex_addr(th.regs.ip()));
-        if (inside(th.regs.lr())) return fmt::format("thread {} will return into it (lr)", th.tid);
-        std::uint64_t sp = th.regs.sp();
-        for (const auto& mp : maps) {
-            if (sp < mp.start || sp >= mp.end) continue;
-            std::uint64_t end = std::min(mp.end, sp + (std::uint64_t{8} << 20));
-            Bytes stack;
-            std::uint64_t from = sp & ~std::uint64_t{7};
-            stack.resize(end - from);
-            if (!mem.read_fallible(from, stack.data(), stack.size())) break;
-            for (std::size_t i = 0; i + 8 <= stack.size(); i += 8)
-                if (inside(load_le64(stack.data() + i)))
-                    return fmt::format("thread {} has a return address into it on its stack at {}", th.tid,
-                                       hex_addr(from + i));
-            break;
-        }
-    }
-    return std::nullopt;
-}
-
-} // namespace
-
-Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout) {
-    Outcome out;
-    auto t0 = Clock::now();
-    auto deadline = t0 + timeout;
-    proc::Instance inst = proc::instance(pid);
-    InstanceLock lock(inst);
-    auto maps = proc::read_maps(pid);
-    proc::Memory mem(pid, true);
-    auto records = find_records(mem, maps);
-    Record* rec = nullptr;
-    for (Record& r : records)
-        if (r.id == id) rec = &r;
-    if (rec == nullptr || rec->state == State::Reverted)
-        throw Error(ErrorCode::NotApplied, fmt::format("patch '{}' is not applied to process {}", id, pid));
-
+// Reverts `rec` (found in `records`) with the process lock held: restores its sites (or
+// hands its original bytes to a patch above), marks it reverted, unmaps its code when no
+// thread uses it.
+void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
+                   std::vector<Record>& records, Record& rec, Clock::time_point deadline, Consistency mode,
+                   Outcome& out) {
     // For each site: restore it, or (when a later patch lies on top) hand our original
     // bytes to that patch's record so its revert restores them.
     std::vector<SiteRecord> restore;
     std::vector<Record*> updated;
-    for (const SiteRecord& s : rec->sites) {
+    for (const SiteRecord& s : rec.sites) {
         Bytes cur = mem.read(s.address, s.patched.size());
-        if (rec->state == State::Preparing) {
+        if (rec.state == State::Preparing) {
             // An apply that died: only sites it already wrote need restoring.
             if (cur == s.patched) restore.push_back(s);
             continue;
@@ -590,7 +601,7 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         }
         Record* above = nullptr;
         for (Record& r : records) {
-            if (&r == rec || r.state != State::Applied) continue;
+            if (&r == &rec || r.state != State::Applied) continue;
             for (SiteRecord& o : r.sites)
                 if (o.address == s.address && o.original == s.patched) {
                     o.original = s.original;
@@ -616,7 +627,8 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
 
     ptrace::Tracer tracer(pid, deadline);
     auto ts = Clock::now();
-    Clock::time_point first = stop_safely(tracer, restore, deadline, out.timings.attempts);
+    SwitchCheck check{restore, mode, payload_code(rec), mem, maps};
+    Clock::time_point first = stop_safely(tracer, check, deadline, out.timings.attempts);
     std::size_t written = 0;
     try {
         for (const auto& [addr, bytes] : rewrites) mem.write(addr, bytes);
@@ -626,7 +638,7 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         }
         Bytes state(4);
         store_le32(state.data(), static_cast<std::uint32_t>(State::Reverted));
-        mem.write(rec->address + kStateOffset, state);
+        mem.write(rec.address + kStateOffset, state);
     } catch (...) {
         for (std::size_t i = written; i-- > 0;) {
             try {
@@ -637,21 +649,24 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         tracer.resume_all();
         throw;
     }
-    rec->state = State::Reverted;
+    rec.state = State::Reverted;
     // The revert itself is done and recorded; from here on a failure only means the code
-    // stays mapped, which the document says, never an error.
+    // stays mapped, which the document says, never an error. Unmapping needs every word
+    // that could point into it gone, function pointers to the replacements included.
     try {
-        auto busy = in_use(tracer, mem, maps, rec->mappings);
+        std::vector<CodeRange> whole;
+        for (const auto& r : rec.mappings) whole.push_back({r.start, r.end, "it", {}});
+        auto busy = code_in_use(tracer, mem, maps, whole);
         if (!busy) {
             auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
             // A filter that refuses munmap keeps the code mapped instead of killing the target.
             std::vector<ptrace::InjectedCall> calls;
-            for (const auto& r : rec->mappings)
+            for (const auto& r : rec.mappings)
                 calls.push_back({arch::syscalls(arch::host()).munmap, {r.start, r.end - r.start, 0, 0, 0, 0}, "munmap"});
             for (const auto& th : tracer.threads())
                 if (ptrace::seccomp_info(pid, th.tid).mode != 0)
                     ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
-            for (const auto& r : rec->mappings) {
+            for (const auto& r : rec.mappings) {
                 std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
                                                         {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
                 if (rc < 0) {
@@ -669,8 +684,109 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
     Clock::time_point last = tracer.resume_all();
     out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
     out.timings.switch_us = us_since(ts);
+    out.record = rec;
+}
+
+// Unmaps what killed applies left and closes their descriptors (find_debris). Nothing
+// points into such mappings, so no thread needs to be stopped.
+void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<proc::Mapping>& maps,
+                   const std::vector<Debris>& debris, Clock::time_point deadline) {
+    const auto& nr = arch::syscalls(arch::host());
+    std::vector<std::pair<long, std::array<std::uint64_t, 6>>> todo;
+    for (const Debris& d : debris) {
+        for (const MappingRange& r : d.mappings) todo.push_back({nr.munmap, {r.start, r.end - r.start, 0, 0, 0, 0}});
+        for (int fd : d.fds) todo.push_back({nr.close, {static_cast<std::uint64_t>(fd), 0, 0, 0, 0, 0}});
+    }
+    if (todo.empty()) return;
+    auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
+    ptrace::Tracer tracer(pid, deadline);
+    std::vector<ptrace::InjectedCall> calls;
+    for (const auto& [n, a] : todo) calls.push_back({n, a, n == nr.close ? "close" : "munmap"});
+    bool filtered = false;
+    for (proc::Pid tid : proc::threads(pid))
+        if (ptrace::seccomp_info(pid, tid).mode != 0) filtered = true;
+    if (filtered) {
+        tracer.stop_all(deadline);
+        try {
+            for (const auto& th : tracer.threads()) ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
+        } catch (...) {
+            tracer.resume_all();
+            throw;
+        }
+        tracer.resume_all();
+    }
+    for (const auto& [n, a] : todo) {
+        std::int64_t rc = tracer.remote_syscall(0, insn, n, a, deadline);
+        if (rc < 0 && rc != -EBADF)
+            throw Error(ErrorCode::NotEligible, fmt::format("process {}: cannot remove what an interrupted apply left "
+                                                            "({} failed: {})",
+                                                            pid, n == nr.close ? "close" : "munmap",
+                                                            std::strerror(static_cast<int>(-rc))));
+    }
+}
+
+} // namespace
+
+// With the lock held, nobody else is mid-apply: a record still "preparing" and debris are
+// what killed runs left. Rolls them back. Returns whether anything was done.
+static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
+                   std::vector<Record>& records, Clock::time_point deadline, std::vector<std::string>& done) {
+    bool any = false;
+    for (Record& r : records) {
+        if (r.state != State::Preparing) continue;
+        Outcome o;
+        revert_locked(pid, mem, maps, records, r, deadline, Consistency::Entry, o);
+        done.push_back(fmt::format("rolled back the interrupted apply of '{}'{}", r.id,
+                                   o.unmapped ? "" : " (its code stays mapped: " + o.keep_reason + ")"));
+        any = true;
+    }
+    if (any) {
+        maps = proc::read_maps(pid);
+        records = find_records(mem, maps);
+    }
+    auto debris = find_debris(pid, maps, records);
+    if (!debris.empty()) {
+        remove_debris(pid, mem, maps, debris, deadline);
+        for (const Debris& d : debris)
+            done.push_back(fmt::format("removed what an interrupted apply of '{}' left ({} mappings, {} descriptors)",
+                                       d.id, d.mappings.size(), d.fds.size()));
+        any = true;
+    }
+    return any;
+}
+
+Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout, Consistency mode) {
+    Outcome out;
+    auto t0 = Clock::now();
+    auto deadline = t0 + timeout;
+    proc::Instance inst = proc::instance(pid);
+    InstanceLock lock(inst);
+    auto maps = proc::read_maps(pid);
+    proc::Memory mem(pid, true);
+    auto records = find_records(mem, maps);
+    Record* rec = nullptr;
+    for (Record& r : records)
+        if (r.id == id) rec = &r;
+    if (rec == nullptr || rec->state == State::Reverted) {
+        // The remains of an apply killed before its record existed are removed here too.
+        for (const Debris& d : find_debris(pid, maps, records)) {
+            if (d.id != id) continue;
+            remove_debris(pid, mem, maps, {d}, deadline);
+            out.repaired.push_back(fmt::format("removed what an interrupted apply of '{}' left ({} mappings, {} "
+                                               "descriptors)",
+                                               id, d.mappings.size(), d.fds.size()));
+            out.record.id = id;
+            out.record.instance = inst;
+            out.record.state = State::Reverted;
+            out.unmapped = true;
+            out.timings.total_us = us_since(t0);
+            return out;
+        }
+        throw Error(ErrorCode::NotApplied, fmt::format("patch '{}' is not applied to process {}", id, pid));
+    }
+    revert_locked(pid, mem, maps, records, *rec, deadline, rec->state == State::Preparing ? Consistency::Entry : mode,
+                  out);
     out.timings.total_us = us_since(t0);
-    out.record = *rec;
     return out;
 }
 

@@ -11,11 +11,20 @@
 
 namespace hp::patch {
 
+// DESIGN §6 consistency models. Entry: no thread's instruction pointer inside a site (a
+// thread already inside an old function finishes it in the old code). Stack (default): no
+// thread executing in, or holding a return address into, any function being replaced
+// (revert: any replacement), so that no call chain mixes old and new code - what a
+// multi-function patch that changes a contract between functions needs.
+enum class Consistency { Entry, Stack };
+std::string_view consistency_name(Consistency c);
+
 struct ApplyOptions {
     proc::Pid pid = 0;
     std::chrono::milliseconds timeout{5000};
     bool dry_run = false;
     bool allow_unsigned = false;
+    Consistency consistency = Consistency::Stack;
     std::string keys_dir;                   // "" = trusted_keys_dir()
     std::optional<proc::Instance> expected; // from a check document: refuse another instance
 };
@@ -32,11 +41,13 @@ struct Outcome {
     bool unmapped = false;     // revert: the payload mapping was removed
     std::string keep_reason;   // revert: why it stayed mapped
     std::vector<std::string> superseded; // apply: ids this one lies on top of
+    std::vector<std::string> repaired;   // what interrupted runs had left and was undone first
 };
 
 // Throws hp::Error with the codes of DESIGN §3; the process is untouched or fully
 // restored whenever an error is thrown.
 Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
-Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout);
+Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout,
+               Consistency consistency = Consistency::Stack);
 
 } // namespace hp::patch

@@ -1,6 +1,10 @@
 #include "patch/record.hpp"
 
 #include <cstring>
+#include <dirent.h>
+#include <fmt/format.h>
+#include <map>
+#include <unistd.h>
 
 namespace hp::patch {
 
@@ -138,6 +142,56 @@ std::vector<Record> find_records(const proc::Memory& mem, const std::vector<proc
         if (!mem.read_fallible(m.start, b.data(), b.size())) continue;
         if (auto r = parse(b, m.start)) out.push_back(std::move(*r));
     }
+    return out;
+}
+
+std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>& maps,
+                                const std::vector<Record>& records) {
+    // "/memfd:hotpatch:ID (deleted)" -> ID
+    auto id_of = [](const std::string& path) -> std::optional<std::string> {
+        if (path.compare(0, kMemfdPrefix.size(), kMemfdPrefix) != 0) return std::nullopt;
+        std::string id = path.substr(kMemfdPrefix.size());
+        constexpr std::string_view kDeleted = " (deleted)";
+        if (id.size() >= kDeleted.size() && id.compare(id.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
+            id.resize(id.size() - kDeleted.size());
+        return id;
+    };
+    std::map<std::string, Debris> by_id;
+    for (const proc::Mapping& m : maps) {
+        auto id = id_of(m.path);
+        if (!id) continue;
+        bool owned = false;
+        for (const Record& r : records)
+            for (const MappingRange& rr : r.mappings)
+                if (m.start >= rr.start && m.end <= rr.end) owned = true;
+        if (owned) continue;
+        Debris& d = by_id[*id];
+        d.id = *id;
+        if (!d.mappings.empty() && d.mappings.back().end == m.start)
+            d.mappings.back().end = m.end; // pieces of one mapping with other protections
+        else
+            d.mappings.push_back({m.start, m.end});
+    }
+    // A descriptor is only ever open while an hp-apply holds the process's lock, between
+    // memfd_create and close: found without that lock held, it was left behind.
+    std::string dir = fmt::format("/proc/{}/fd", pid);
+    if (DIR* d = ::opendir(dir.c_str())) {
+        while (dirent* e = ::readdir(d)) {
+            if (e->d_name[0] == '.') continue;
+            char target[512];
+            ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+            if (n <= 0) continue;
+            target[n] = 0;
+            auto id = id_of(target);
+            if (!id) continue;
+            Debris& db = by_id[*id];
+            db.id = *id;
+            db.fds.push_back(std::atoi(e->d_name));
+        }
+        ::closedir(d);
+    }
+    std::vector<Debris> out;
+    for (auto& [id, d] : by_id) out.push_back(std::move(d));
     return out;
 }
 

@@ -72,6 +72,18 @@ std::string mapping_name(const std::string& id);
 // Every record in the process: the first mapping of each "hotpatch:" memfd.
 std::vector<Record> find_records(const proc::Memory& mem, const std::vector<proc::Mapping>& maps);
 
+// What an apply that was killed before writing its record leaves in the process: patch
+// mappings no record accounts for, and the memfd's descriptor if it was not closed yet.
+// Nothing points into them (no site is written before the record), so removing them is
+// always safe; the next hp-apply does, as does hp-apply --revert with their id.
+struct Debris {
+    std::string id;
+    std::vector<MappingRange> mappings;
+    std::vector<int> fds; // in the target
+};
+std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>& maps,
+                                const std::vector<Record>& records);
+
 // Offsets of the header fields, for the single-word writes.
 constexpr std::uint64_t kStateOffset = 12;
 constexpr std::uint64_t kFreezeOffset = 24;

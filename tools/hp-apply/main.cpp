@@ -26,19 +26,26 @@ int main(int argc, char** argv) {
     app.add_flag("--allow-unsigned", allow_unsigned, "Apply an unsigned package or one signed by an untrusted key");
     app.add_option("--keys", keys_dir, "Trusted public keys directory (default $HOTPATCH_KEYS, else /etc/hotpatch/keys)")
         ->type_name("DIR");
+    std::string consistency = "stack";
+    app.add_option("--consistency", consistency,
+                   "entry: no thread inside a patch site; stack (default): no thread executing in or returning "
+                   "into an old function (revert: a replacement)")
+        ->type_name("MODE")->check(CLI::IsMember({"entry", "stack"}));
     tool.add_format_option(app);
 
     auto body = [&]() -> int {
         json& doc = tool.doc();
         doc["pid"] = pid;
         auto timeout = std::chrono::milliseconds(timeout_ms);
+        auto mode = consistency == "entry" ? hp::patch::Consistency::Entry : hp::patch::Consistency::Stack;
+        doc["consistency"] = consistency;
         hp::patch::Outcome out;
         if (!revert_id.empty()) {
             if (!input.empty() || dry_run)
                 throw hp::Error(hp::ErrorCode::Usage, "--revert takes no PACKAGE and no --dry-run");
             doc["action"] = "revert";
             doc["id"] = revert_id;
-            out = hp::patch::revert(pid, revert_id, timeout);
+            out = hp::patch::revert(pid, revert_id, timeout, mode);
             doc["unmapped"] = out.unmapped;
             if (!out.unmapped) doc["kept_mapped_because"] = out.keep_reason;
         } else {
@@ -48,6 +55,7 @@ int main(int argc, char** argv) {
             opt.timeout = timeout;
             opt.dry_run = dry_run;
             opt.allow_unsigned = allow_unsigned;
+            opt.consistency = mode;
             opt.keys_dir = keys_dir;
             std::string path = input;
             std::string checked_sha;
@@ -89,6 +97,7 @@ int main(int argc, char** argv) {
             out = hp::patch::apply(pkg, sha, opt);
             doc["superseded"] = out.superseded;
         }
+        doc["repaired"] = out.repaired;
         doc["start_time"] = out.record.instance.start_time;
         doc["timings"] = {{"plan_us", out.timings.plan_us},       {"prepare_us", out.timings.prepare_us},
                           {"switch_us", out.timings.switch_us},   {"freeze_us", out.timings.freeze_us},

@@ -1,0 +1,108 @@
+/* A victim for the consistency models (hp-apply --consistency entry|stack). Requests on
+ * stdin, one answer line each:
+ *   "spin"      start a thread that loops inside spin() (its top frame); "spinning"
+ *   "unspin"    let it leave spin() and end; "unspun"
+ *   "wait"      start a thread blocked in read() called from waiter(), i.e. waiter() is
+ *               further down its stack; "waiting" once it is blocked
+ *   "wake"      give it a byte, join it, print "waited R" with R = waiter()'s result
+ *   "quick N"   print "quick R" with R = quick(N), called from the main thread
+ * Usage: consistency */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int spin_on;
+static atomic_int spinning;
+static int pipefd[2];
+
+__attribute__((noipa)) long spin(long x)
+{
+    atomic_store(&spinning, 1);
+    while (atomic_load_explicit(&spin_on, memory_order_relaxed)) x++;
+    return x;
+}
+
+__attribute__((noipa)) long waiter(int fd)
+{
+    char c = 0;
+    if (read(fd, &c, 1) != 1) return -1;
+    return c;
+}
+
+__attribute__((noipa)) long quick(long x)
+{
+    return x + 1;
+}
+
+static void *spin_main(void *arg)
+{
+    (void)arg;
+    spin(0);
+    return NULL;
+}
+
+static void *wait_main(void *arg)
+{
+    return (void *)waiter(*(int *)arg);
+}
+
+/* Whether thread `tid` is asleep (state S) - blocked in its read(). */
+static int asleep(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    return p && p[1] == ' ' && p[2] == 'S';
+}
+
+static atomic_int wait_tid;
+
+static void *wait_start(void *arg)
+{
+    atomic_store(&wait_tid, gettid());
+    return wait_main(arg);
+}
+
+int main(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (pipe(pipefd) != 0) return 1;
+    printf("ready\n");
+    pthread_t spinner = 0, waiting = 0;
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        if (strncmp(line, "spin", 4) == 0) {
+            atomic_store(&spin_on, 1);
+            pthread_create(&spinner, NULL, spin_main, NULL);
+            while (!atomic_load(&spinning)) sched_yield();
+            printf("spinning\n");
+        } else if (strncmp(line, "unspin", 6) == 0) {
+            atomic_store(&spin_on, 0);
+            pthread_join(spinner, NULL);
+            atomic_store(&spinning, 0);
+            printf("unspun\n");
+        } else if (strncmp(line, "wait", 4) == 0) {
+            atomic_store(&wait_tid, 0);
+            pthread_create(&waiting, NULL, wait_start, &pipefd[0]);
+            while (atomic_load(&wait_tid) == 0 || !asleep(atomic_load(&wait_tid))) sched_yield();
+            printf("waiting\n");
+        } else if (strncmp(line, "wake", 4) == 0) {
+            void *r;
+            if (write(pipefd[1], "\x07", 1) != 1) return 1;
+            pthread_join(waiting, &r);
+            printf("waited %ld\n", (long)r);
+        } else if (strncmp(line, "quick", 5) == 0) {
+            printf("quick %ld\n", quick(atol(line + 6)));
+        }
+    }
+    return 0;
+}
