@@ -484,19 +484,25 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     Bytes name_bytes(name.begin(), name.end());
     name_bytes.push_back(0);
     ptrace::StackArg name_arg{0, name_bytes};
-    fault_point("borrowed");
     std::uint64_t fd = remote.call("memfd_create", nr.memfd_create, {0, kMfdCloexec, 0, 0, 0, 0}, &name_arg);
     struct FdCloser {
         Remote& r;
         std::uint64_t fd;
+        bool open = true;
+        void close() {
+            open = false;
+            r.call("close", r.nr().close, {fd, 0, 0, 0, 0, 0});
+        }
         ~FdCloser() {
+            if (!open) return;
             r.grant_cleanup_time();
             try {
-                r.call("close", r.nr().close, {fd, 0, 0, 0, 0, 0});
+                close();
             } catch (...) {
             }
         }
     } closer{remote, fd};
+    fault_point("borrowed");
     remote.call("ftruncate", nr.ftruncate, {fd, total + page * thunks.size(), 0, 0, 0, 0});
     std::uint64_t got = remote.call("mmap", nr.mmap,
                                     {base, total, PROT_READ, static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace),
@@ -519,6 +525,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         mapped.add(a, page);
         if (a != th.addr) throw Error(ErrorCode::NotEligible, "the kernel placed the thunk page elsewhere");
     }
+    closer.close(); // the mappings keep the memfd; a descriptor left open would leak
     for (const loader::Piece& p : img.pieces) mem.write(p.addr, p.bytes);
     for (const Thunk& th : thunks) mem.write(th.addr, th.bytes);
     rec.state = State::Preparing;
@@ -786,6 +793,17 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
     }
     revert_locked(pid, mem, maps, records, *rec, deadline, rec->state == State::Preparing ? Consistency::Entry : mode,
                   out);
+    if (out.unmapped) {
+        // A descriptor an interrupted apply of this id left open goes too.
+        maps = proc::read_maps(pid);
+        records = find_records(mem, maps);
+        for (const Debris& d : find_debris(pid, maps, records))
+            if (d.id == id) {
+                remove_debris(pid, mem, maps, {d}, deadline);
+                out.repaired.push_back(fmt::format("closed {} descriptors an interrupted apply of '{}' left",
+                                                   d.fds.size(), id));
+            }
+    }
     out.timings.total_us = us_since(t0);
     return out;
 }

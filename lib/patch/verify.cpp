@@ -1,5 +1,6 @@
 #include "patch/verify.hpp"
 
+#include "doc/upstream.hpp"
 #include "patch/record.hpp"
 
 #include <fmt/format.h>
@@ -11,26 +12,6 @@ using doc::json;
 namespace {
 
 [[noreturn]] void bad_input(const std::string& what) { throw Error(ErrorCode::BadInput, "upstream document: " + what); }
-
-const nlohmann::json& field(const nlohmann::json& j, const char* key, const std::string& where) {
-    if (!j.is_object() || !j.contains(key)) bad_input(fmt::format("{}: missing \"{}\"", where, key));
-    return j[key];
-}
-std::string str_field(const nlohmann::json& j, const char* key, const std::string& where) {
-    const auto& v = field(j, key, where);
-    if (!v.is_string()) bad_input(fmt::format("{}.{}: not a string", where, key));
-    return v.get<std::string>();
-}
-std::uint64_t addr_field(const nlohmann::json& j, const char* key, const std::string& where) {
-    auto a = parse_addr(str_field(j, key, where));
-    if (!a) bad_input(fmt::format("{}.{}: not an address", where, key));
-    return *a;
-}
-Bytes hex_field(const nlohmann::json& j, const char* key, const std::string& where) {
-    auto h = from_hex(str_field(j, key, where));
-    if (!h || h->empty() || h->size() > 64) bad_input(fmt::format("{}.{}: not hex bytes (1..64)", where, key));
-    return *h;
-}
 
 std::string site_label(const SiteRecord& s) {
     return s.function.empty() ? hex_addr(s.function_address) : s.function;
@@ -72,18 +53,34 @@ bool verify_process(proc::Pid pid, json& doc) {
             json sj = {{"function", s.function}, {"module", s.module}, {"address", hex_addr(s.address)},
                        {"status", status}, {"expected", to_hex(r.state == State::Applied ? s.patched : s.original)},
                        {"found", readable ? to_hex(cur) : ""}, {"ok", good}};
-            if (!good)
+            if (!good && r.state != State::Preparing) // a half state gets one headline below
                 problems.push_back(fmt::format("patch '{}': site of {} at {} is {} (holds {}, expected {})", r.id,
                                                site_label(s), hex_addr(s.address), status, readable ? to_hex(cur) : "?",
                                                to_hex(s.patched)));
             ok = ok && good;
             pj["sites"].push_back(std::move(sj));
         }
-        if (r.state == State::Preparing)
-            problems.push_back(fmt::format("patch '{}' is half applied (state preparing: an apply was interrupted); "
-                                           "run hp-apply -p {} --revert {}",
-                                           r.id, pid, r.id));
+        if (r.state == State::Preparing) {
+            std::size_t written = 0;
+            for (const json& sj : pj["sites"]) written += sj["status"] == "patched" ? 1 : 0;
+            pj["interrupted"] = fmt::format("{} of {} sites written", written, r.sites.size());
+            problems.insert(problems.begin(), fmt::format("patch '{}' is half applied (state preparing, {} of {} sites written: an "
+                                           "apply was interrupted); the next hp-apply -p {} rolls it back, as does "
+                                           "hp-apply -p {} --revert {}",
+                                           r.id, written, r.sites.size(), pid, pid, r.id));
+        }
         patches.push_back(std::move(pj));
+    }
+    // An apply killed before its record existed: mappings and a descriptor, nothing reachable.
+    for (const Debris& d : find_debris(pid, maps, records)) {
+        json mj = json::array();
+        for (const MappingRange& m : d.mappings) mj.push_back({{"start", hex_addr(m.start)}, {"end", hex_addr(m.end)}});
+        patches.push_back({{"id", d.id}, {"state", "debris"}, {"mappings", mj}, {"fds", d.fds}, {"sites", json::array()}});
+        problems.insert(problems.begin(), fmt::format("an apply of '{}' was interrupted before its record was written: {} mappings and "
+                                       "{} descriptors remain, no site is written; the next hp-apply -p {} removes them, as "
+                                       "does hp-apply -p {} --revert {}",
+                                       d.id, d.mappings.size(), d.fds.size(), pid, pid, d.id));
+        ok = false;
     }
     doc["patches"] = std::move(patches);
     doc["problems"] = problems;
@@ -91,79 +88,66 @@ bool verify_process(proc::Pid pid, json& doc) {
 }
 
 bool verify_document(proc::Pid pid, const nlohmann::json& up, json& doc) {
-    if (!up.is_object()) bad_input("not a JSON object");
-    std::string schema = str_field(up, "schema", "document");
+    // Everything in the document is validated before the process is looked at.
+    hp::doc::ExpectedSites want = hp::doc::interpret_sites(up);
+    if (want.pid && *want.pid != pid)
+        bad_input(fmt::format("the document is about process {}, not {}", *want.pid, pid));
     proc::Instance inst = proc::instance(pid);
     doc["pid"] = pid;
     doc["start_time"] = inst.start_time;
-    doc["source"] = schema;
+    doc["source"] = want.schema;
     auto maps = proc::read_maps(pid);
     proc::Memory mem(pid);
     json sites = json::array();
     bool ok = true;
     std::vector<std::string> problems;
 
-    if (schema == "hotpatch.apply/1") {
-        if (field(up, "ok", "document") != true) bad_input("the apply document reports a failure (ok is false)");
-        const auto& rec = field(up, "record", "document");
-        std::string state = str_field(rec, "state", "record");
-        if (up.contains("pid") && up["pid"].is_number_integer() && up["pid"].get<int>() != pid)
-            bad_input(fmt::format("the document is about process {}, not {}", up["pid"].get<int>(), pid));
-        std::string id = str_field(rec, "id", "record");
-        const auto& ss = field(rec, "sites", "record");
-        if (!ss.is_array() || ss.size() > 100000) bad_input("record.sites: not an array");
-        for (std::size_t i = 0; i < ss.size(); ++i) {
-            std::string w = fmt::format("record.sites[{}]", i);
-            std::uint64_t addr = addr_field(ss[i], "address", w);
-            Bytes want = hex_field(ss[i], state == "applied" ? "new" : "original", w);
-            Bytes cur(want.size());
-            bool readable = mem.read_fallible(addr, cur.data(), cur.size());
-            bool good = readable && cur == want;
-            std::string fn = ss[i].contains("function") && ss[i]["function"].is_string() ? ss[i]["function"].get<std::string>() : "";
+    if (want.kind == hp::doc::ExpectedSites::Kind::Apply) {
+        for (const hp::doc::ExpectedSite& s : want.sites) {
+            Bytes cur(s.bytes.size());
+            bool readable = mem.read_fallible(s.address, cur.data(), cur.size());
+            bool good = readable && cur == s.bytes;
             if (!good)
-                problems.push_back(fmt::format("site of {} at {} holds {}, expected {} (patch '{}' {})", fn.empty() ? "?" : fn,
-                                               hex_addr(addr), readable ? to_hex(cur) : "(unreadable)", to_hex(want), id, state));
-            sites.push_back({{"function", fn}, {"address", hex_addr(addr)}, {"expected", to_hex(want)},
-                             {"found", readable ? to_hex(cur) : ""}, {"status", good ? state : "mismatch"}, {"ok", good}});
+                problems.push_back(fmt::format(
+                    "site of {} at {} holds {}, expected {} (patch '{}' {})",
+                    s.function.empty() ? "?" : s.function, hex_addr(s.address),
+                    readable ? to_hex(cur) : "(unreadable)", to_hex(s.bytes), want.id, want.state));
+            sites.push_back({{"function", s.function},
+                             {"address", hex_addr(s.address)},
+                             {"expected", to_hex(s.bytes)},
+                             {"found", readable ? to_hex(cur) : ""},
+                             {"status", good ? want.state : "mismatch"},
+                             {"ok", good}});
             ok = ok && good;
         }
-    } else if (schema == "hotpatch.inspect/1") {
-        if (field(up, "ok", "document") != true) bad_input("the inspect document reports a failure (ok is false)");
+    } else {
         auto mods = proc::modules(pid, maps);
         auto records = find_records(mem, maps);
-        std::string id = str_field(field(up, "manifest", "document"), "id", "manifest");
-        std::string sha = str_field(field(up, "package", "document"), "sha256", "package");
-        const auto& fns = field(up, "functions", "document");
-        if (!fns.is_array() || fns.size() > 100000) bad_input("functions: not an array");
+        const std::string& id = want.id;
         std::size_t n_orig = 0, n_patched = 0;
-        for (std::size_t i = 0; i < fns.size(); ++i) {
-            std::string w = fmt::format("functions[{}]", i);
-            std::string bid = str_field(fns[i], "build_id", w);
-            std::uint64_t faddr = addr_field(fns[i], "address", w);
-            const auto& site = field(fns[i], "site", w);
-            std::uint64_t off = addr_field(site, "address", w + ".site") - faddr;
-            Bytes expected = hex_field(site, "expected", w + ".site");
-            std::string fn = str_field(fns[i], "symbol", w);
+        for (const hp::doc::ExpectedSite& s : want.sites) {
             const proc::Module* mod = nullptr;
             for (const auto& md : mods)
-                if (md.build_id == bid) mod = &md;
-            json sj = {{"function", fn}, {"module", str_field(fns[i], "module", w)}};
+                if (md.build_id == s.build_id) mod = &md;
+            json sj = {{"function", s.function}, {"module", s.module}};
             if (mod == nullptr) {
                 sj["status"] = "module-not-loaded";
-                problems.push_back(fmt::format("{}: module with build-id {} is not loaded", fn, bid));
+                problems.push_back(fmt::format("{}: module with build-id {} is not loaded",
+                                               s.function, s.build_id));
                 sites.push_back(sj);
                 continue;
             }
-            std::uint64_t addr = mod->bias + faddr + off;
+            std::uint64_t addr = mod->bias + s.address;
             sj["address"] = hex_addr(addr);
-            Bytes cur(expected.size());
+            Bytes cur(s.bytes.size());
             std::string status = "other";
             if (mem.read_fallible(addr, cur.data(), cur.size())) {
-                if (cur == expected) status = "original";
+                if (cur == s.bytes) status = "original";
                 for (const Record& r : records)
-                    for (const SiteRecord& s : r.sites)
-                        if (r.id == id && r.state == State::Applied && s.address == addr &&
-                            std::equal(s.patched.begin(), s.patched.end(), cur.begin()))
+                    for (const SiteRecord& rs : r.sites)
+                        if (r.id == id && r.state == State::Applied && rs.address == addr &&
+                            rs.patched.size() <= cur.size() &&
+                            std::equal(rs.patched.begin(), rs.patched.end(), cur.begin()))
                             status = "patched";
                 sj["found"] = to_hex(cur);
             }
@@ -171,18 +155,18 @@ bool verify_document(proc::Pid pid, const nlohmann::json& up, json& doc) {
             if (status == "original") ++n_orig;
             if (status == "patched") ++n_patched;
             if (status == "other")
-                problems.push_back(fmt::format("site of {} at {} holds {}: neither the original bytes nor patch '{}'",
-                                               fn, hex_addr(addr), to_hex(cur), id));
+                problems.push_back(fmt::format(
+                    "site of {} at {} holds {}: neither the original bytes nor patch '{}'",
+                    s.function, hex_addr(addr), to_hex(cur), id));
             sites.push_back(std::move(sj));
         }
-        std::string verdict = n_patched == fns.size() ? "applied" : n_orig == fns.size() ? "not-applied" : "mixed";
-        doc["package"] = {{"id", id}, {"sha256", sha}, {"state", verdict}};
+        std::size_t n = want.sites.size();
+        std::string verdict = n_patched == n ? "applied" : n_orig == n ? "not-applied" : "mixed";
+        doc["package"] = {{"id", id}, {"sha256", want.package_sha256}, {"state", verdict}};
         ok = problems.empty() && verdict != "mixed";
         if (verdict == "mixed" && problems.empty())
-            problems.push_back(fmt::format("patch '{}' is only partly present: {} of {} sites patched", id, n_patched,
-                                           fns.size()));
-    } else {
-        bad_input(fmt::format("schema \"{}\" carries no sites (expected hotpatch.apply/1 or hotpatch.inspect/1)", schema));
+            problems.push_back(fmt::format(
+                "patch '{}' is only partly present: {} of {} sites patched", id, n_patched, n));
     }
     doc["sites"] = std::move(sites);
     doc["problems"] = problems;

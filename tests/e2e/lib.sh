@@ -115,3 +115,67 @@ wait_until() {
 tracer_of() { awk '/TracerPid/ {print $2}' "/proc/$1/status"; }
 is_traced() { [ "$(tracer_of "$1")" != 0 ]; }
 is_untraced() { [ "$(tracer_of "$1")" = 0 ]; }
+
+# ---- crash consistency (tests/targets/many.c: "state" answers o/n per function) ----
+# after_kill ID: after an hp-apply of patch ID was killed, the victim lives, behaves
+# all-old, all-new or (only when hp-verify names a half state) mixed, never anything else;
+# hp-verify -p shows no trace (OUTCOME=none), the complete patch (complete), or a named
+# half state (half). The hp-verify document is left in $T/verify.json.
+after_kill() {
+    local id=$1 rc n
+    kill -0 "$VPID" 2>/dev/null || fail "the victim died"
+    ask state
+    local state=$REPLY
+    case $state in *'?'*) fail "torn function: state $state" ;; esac
+    set +e
+    hp-verify -p "$VPID" >"$T/verify.json" 2>"$T/verify.err"
+    rc=$?
+    set -e
+    CHECKS=$((CHECKS + 1))
+    n=$(jq '.patches | length' "$T/verify.json")
+    if [ "$n" -eq 0 ]; then
+        [ "$rc" -eq 0 ] || fail "hp-verify exited $rc with no patch: $(cat "$T/verify.err")"
+        [[ $state =~ ^o+$ ]] || fail "no patch recorded, but the victim behaves $state"
+        ! grep -q hotpatch "/proc/$VPID/maps" || fail "a hotpatch mapping without a record is not reported"
+        OUTCOME=none
+    elif jq -e --arg id "$id" '.patches | length == 1 and .[0].id == $id and .[0].state == "applied" and
+                (.[0].sites | length == 20 and all(.status == "patched"))' "$T/verify.json" >/dev/null; then
+        [ "$rc" -eq 0 ] || fail "hp-verify exited $rc on a complete patch"
+        [[ $state =~ ^n+$ ]] || fail "patch recorded complete, but the victim behaves $state"
+        OUTCOME=complete
+    else
+        [ "$rc" -eq 1 ] || fail "hp-verify exited $rc on a half state: $(cat "$T/verify.json")"
+        jq -e --arg id "$id" '.patches | all(.id == $id and (.state == "preparing" or .state == "debris"))' \
+            "$T/verify.json" >/dev/null || fail "unexpected patches: $(cat "$T/verify.json")"
+        grep -q "interrupted" "$T/verify.err" || fail "hp-verify does not name the half state: $(cat "$T/verify.err")"
+        OUTCOME=half
+    fi
+}
+# clean_victim: nothing of ours is left in the victim (mappings, descriptors) and it
+# behaves all-old.
+clean_victim() {
+    CHECKS=$((CHECKS + 1))
+    ! grep -q hotpatch "/proc/$VPID/maps" || fail "a hotpatch mapping is left: $(grep hotpatch "/proc/$VPID/maps")"
+    ! ls -l "/proc/$VPID/fd" | grep -q "memfd:hotpatch" || fail "a hotpatch memfd descriptor is left open"
+    expect_answer state oooooooooooooooooooo
+}
+# repair ID PACKAGE HOW: bring the victim back to all-old after after_kill: HOW = apply
+# (the next hp-apply repairs and applies, then a revert) or revert (--revert repairs).
+repair() {
+    local id=$1 pkg=$2 how=$3
+    case $OUTCOME in
+    none) ;;
+    complete) expect_exit 0 hp-apply -p "$VPID" --revert "$id" ;;
+    half)
+        if [ "$how" = apply ]; then
+            expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$pkg"
+            jq_ok '.repaired | length >= 1'
+            expect_answer state nnnnnnnnnnnnnnnnnnnn
+            expect_exit 0 hp-apply -p "$VPID" --revert "$id"
+        else
+            expect_exit 0 hp-apply -p "$VPID" --revert "$id"
+        fi
+        ;;
+    esac
+    clean_victim
+}

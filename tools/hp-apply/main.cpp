@@ -2,6 +2,7 @@
 #include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "doc/document.hpp"
+#include "doc/upstream.hpp"
 #include "patch/apply.hpp"
 
 #include <CLI/CLI.hpp>
@@ -60,26 +61,12 @@ int main(int argc, char** argv) {
             std::string path = input;
             std::string checked_sha;
             if (input == "-") {
-                hp::Bytes raw = hp::read_stdin();
-                auto up = json::parse(raw.begin(), raw.end(), nullptr, false);
-                if (up.is_discarded() || !up.is_object())
-                    throw hp::Error(hp::ErrorCode::BadInput, "standard input is not a JSON document");
-                if (up.value("schema", "") != "hotpatch.check/1")
-                    throw hp::Error(hp::ErrorCode::BadInput, "standard input is not a hotpatch.check/1 document");
-                if (up.value("ok", false) != true)
-                    throw hp::Error(hp::ErrorCode::CheckFailed, "the check document says the package is not eligible");
-                try {
-                    path = up.at("package").at("path").get<std::string>();
-                    checked_sha = up.at("package").at("sha256").get<std::string>();
-                    opt.expected = hp::proc::Instance{up.at("process").at("pid").get<int>(),
-                                                      up.at("process").at("start_time").get<std::uint64_t>()};
-                } catch (const std::exception&) {
-                    throw hp::Error(hp::ErrorCode::BadInput, "the check document lacks package.path, package.sha256, "
-                                                             "process.pid or process.start_time");
-                }
-                if (opt.expected->pid != pid)
-                    throw hp::Error(hp::ErrorCode::CheckFailed,
-                                    fmt::format("the check document is about process {}, not {}", opt.expected->pid, pid));
+                // Validated whole (hp::doc::interpret_check) before anything else is read.
+                auto up = hp::doc::parse_upstream(hp::read_stdin(hp::doc::kMaxUpstreamSize));
+                hp::doc::CheckedPackage checked = hp::doc::interpret_check(up, pid);
+                path = checked.package_path;
+                checked_sha = checked.package_sha256;
+                opt.expected = hp::proc::Instance{checked.pid, checked.start_time};
             }
             hp::Bytes file = hp::read_file(path, std::size_t{512} << 20);
             std::string sha = hp::sha256_hex(file);

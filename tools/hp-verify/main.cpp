@@ -1,6 +1,7 @@
 // hp-verify: compare a process's memory with the bytes it should hold.
 #include "common/file.hpp"
 #include "doc/document.hpp"
+#include "doc/upstream.hpp"
 #include "patch/verify.hpp"
 
 #include <CLI/CLI.hpp>
@@ -24,9 +25,7 @@ int main(int argc, char** argv) {
         json& doc = tool.doc();
         bool ok;
         if (input == "-") {
-            hp::Bytes raw = hp::read_stdin();
-            auto up = nlohmann::json::parse(raw.begin(), raw.end(), nullptr, false);
-            if (up.is_discarded()) throw hp::Error(hp::ErrorCode::BadInput, "standard input is not valid JSON");
+            auto up = hp::doc::parse_upstream(hp::read_stdin(hp::doc::kMaxUpstreamSize));
             ok = hp::patch::verify_document(pid, up, doc);
         } else {
             ok = hp::patch::verify_process(pid, doc);
@@ -45,7 +44,8 @@ int main(int argc, char** argv) {
             if (doc["patches"].empty()) out += fmt::format("process {}: no patches\n", doc["pid"].get<int>());
             for (const json& p : doc["patches"]) {
                 out += fmt::format("{} {} ({})\n", p["id"].get<std::string>(), p["state"].get<std::string>(),
-                                   p["time"].get<std::string>());
+                                   p.contains("time") ? p["time"].get<std::string>()
+                                                      : p.value("interrupted", std::string("interrupted apply")));
                 for (const json& s : p["sites"])
                     out += fmt::format("  {:<24} {} {}\n", s["function"].get<std::string>(), s["address"].get<std::string>(),
                                        s["status"].get<std::string>());
