@@ -178,15 +178,15 @@ std::optional<Guard> build_guard(const Regs& saved, const ExtraState& extra, std
 
     // An interrupted, restartable system call is restarted as the kernel would have done
     // when resuming the thread (arch_do_signal_or_restart): rewind, number back in rax.
+    // -ERESTART_RESTARTBLOCK too is re-issued as the original call (its arguments are
+    // still in the registers), not as restart_syscall: rt_sigreturn resets the restart
+    // block. A relative sleep may so get longer, never shorter.
     std::uint64_t rip = u.rip, rax = u.rax;
     auto orig = static_cast<std::int64_t>(u.orig_rax);
     auto res = static_cast<std::int64_t>(u.rax);
-    if (orig >= 0 && (res == -512 || res == -513 || res == -514)) {
+    if (orig >= 0 && (res == -512 || res == -513 || res == -514 || res == -516)) {
         rip -= 2;
         rax = u.orig_rax;
-    } else if (orig >= 0 && res == -516) {
-        rip -= 2;
-        rax = 219; // restart_syscall
     }
     const std::uint64_t gp[] = {u.r8, u.r9, u.r10, u.r11, u.r12, u.r13, u.r14, u.r15, u.rdi,
                                 u.rsi, u.rbp, u.rbx, u.rdx, rax, u.rcx, u.rsp, rip, u.eflags};
