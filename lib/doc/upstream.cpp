@@ -1,9 +1,9 @@
 #include "doc/upstream.hpp"
 
 #include "doc/error.hpp"
+#include "doc/field.hpp"
 
 #include <algorithm>
-#include <climits>
 #include <fmt/format.h>
 #include <initializer_list>
 #include <string_view>
@@ -88,91 +88,21 @@ class Limits final : public nlohmann::json_sax<json> {
     std::size_t values_ = 0, depth_ = 0;
 };
 
-// A member of an upstream document with its path, so every error names the field.
-class Field {
-  public:
-    Field(const json& j, std::string path) : j_(j), path_(std::move(path)) {}
-
-    [[noreturn]] void bad(const std::string& what) const {
-        bad_input(path_.empty() ? what : path_ + ": " + what);
-    }
-
-    bool has(const char* key) const { return j_.is_object() && j_.contains(key); }
-    Field at(const char* key) const {
-        if (!j_.is_object()) bad("not an object");
-        auto it = j_.find(key);
-        if (it == j_.end()) bad(fmt::format("missing \"{}\"", key));
-        return Field(*it, path_.empty() ? key : path_ + "." + key);
-    }
-    // The elements of an array of at most `limit` entries.
-    std::size_t array_size(std::size_t limit) const {
-        if (!j_.is_array()) bad("not an array");
-        if (j_.size() > limit) bad(fmt::format("{} entries (limit {})", j_.size(), limit));
-        return j_.size();
-    }
-    Field at(std::size_t i) const { return Field(j_[i], fmt::format("{}[{}]", path_, i)); }
-
-    std::string str(std::size_t limit = kMaxUpstreamString) const {
-        if (!j_.is_string()) bad("not a string");
-        const auto& s = j_.get_ref<const std::string&>();
-        if (s.size() > limit) bad(fmt::format("longer than {} bytes", limit));
-        return s;
-    }
-    bool boolean() const {
-        if (!j_.is_boolean()) bad("not a boolean");
-        return j_.get<bool>();
-    }
-    // An integer in [min, max]. nlohmann's get<int>() would cast a float or an unsigned
-    // value out of range without a word; the type and the range are checked first here.
-    std::int64_t integer(std::int64_t min, std::int64_t max) const {
-        std::int64_t v = 0;
-        if (j_.is_number_unsigned()) {
-            auto u = j_.get<std::uint64_t>();
-            if (u > static_cast<std::uint64_t>(max)) bad(fmt::format("{} is out of range", u));
-            v = static_cast<std::int64_t>(u);
-        } else if (j_.is_number_integer()) {
-            v = j_.get<std::int64_t>();
-        } else {
-            bad("not an integer");
-        }
-        if (v < min || v > max) bad(fmt::format("{} is out of range", v));
-        return v;
-    }
-    std::uint64_t uint64() const {
-        if (j_.is_number_unsigned()) return j_.get<std::uint64_t>();
-        if (!j_.is_number_integer()) bad("not a non-negative integer");
-        const auto v = j_.get<std::int64_t>();
-        if (v < 0) bad(fmt::format("{} is negative", v));
-        return static_cast<std::uint64_t>(v);
-    }
-    int pid() const { return static_cast<int>(integer(1, INT_MAX)); }
-    std::uint64_t addr() const {
-        auto a = parse_addr(str());
-        if (!a) bad("not an address (\"0x...\", 64 bits)");
-        return *a;
-    }
-    Bytes hex() const {
-        std::string s = str();
-        auto h = s.size() <= 2 * kMaxUpstreamSiteBytes ? from_hex(s) : std::nullopt;
-        if (!h || h->empty()) bad(fmt::format("not hex bytes (1..{})", kMaxUpstreamSiteBytes));
-        return *h;
-    }
-    std::string sha256() const {
-        std::string s = str(64);
-        auto b = from_hex(s);
-        if (s.size() != 64 || !b || to_hex(*b) != s) bad("not a sha256 (64 lowercase hex digits)");
-        return s;
-    }
-
-  private:
-    const json& j_;
-    std::string path_;
+constexpr FieldErrors kErrors{
+    .code = ErrorCode::BadInput,
+    .prefix = "upstream document",
+    .root_path = false,
+    .missing = "missing",
+    .unit = "bytes",
+    .address = "\"0x...\", 64 bits",
+    .max_string = kMaxUpstreamString,
+    .max_address = kMaxUpstreamString,
 };
 
 // The document's schema, which must be one of `expected`.
 std::string schema_of(const json& doc, std::initializer_list<std::string_view> expected) {
     if (!doc.is_object()) bad_input("not a JSON object");
-    std::string schema = Field(doc, "").at("schema").str();
+    std::string schema = Field(kErrors, doc, "").at("schema").str();
     std::string want;
     for (std::string_view e : expected) {
         if (schema == e) return schema;
@@ -208,7 +138,7 @@ json parse_upstream(ByteView raw) {
 
 CheckedPackage interpret_check(const json& doc, int pid) {
     schema_of(doc, {"hotpatch.check/1"});
-    Field root(doc, "");
+    Field root(kErrors, doc, "");
     if (!root.at("ok").boolean())
         throw Error(ErrorCode::CheckFailed, "the check document says the package is not eligible");
     CheckedPackage c;
@@ -228,7 +158,7 @@ CheckedPackage interpret_check(const json& doc, int pid) {
 ExpectedSites interpret_sites(const json& doc) {
     ExpectedSites out;
     out.schema = schema_of(doc, {"hotpatch.apply/1", "hotpatch.inspect/1"});
-    Field root(doc, "");
+    Field root(kErrors, doc, "");
     out.kind = out.schema == "hotpatch.apply/1" ? ExpectedSites::Kind::Apply
                                                 : ExpectedSites::Kind::Inspect;
     const char* what = out.kind == ExpectedSites::Kind::Apply ? "apply" : "inspect";
@@ -252,7 +182,7 @@ ExpectedSites interpret_sites(const json& doc) {
             Field s = ss.at(i);
             ExpectedSite site;
             site.address = s.at("address").addr();
-            site.bytes = s.at(applied ? "new" : "original").hex();
+            site.bytes = s.at(applied ? "new" : "original").hex(kMaxUpstreamSiteBytes);
             if (s.has("function")) site.function = s.at("function").str();
             out.sites.push_back(std::move(site));
         }
@@ -271,7 +201,7 @@ ExpectedSites interpret_sites(const json& doc) {
         (void)f.at("address").addr(); // the function's: the site's own address is what counts
         Field s = f.at("site");
         site.address = s.at("address").addr();
-        site.bytes = s.at("expected").hex();
+        site.bytes = s.at("expected").hex(kMaxUpstreamSiteBytes);
         site.function = f.at("symbol").str();
         site.module = f.at("module").str();
         out.sites.push_back(std::move(site));

@@ -1,6 +1,7 @@
 #include "package/manifest.hpp"
 
 #include "doc/error.hpp"
+#include "doc/field.hpp"
 
 #include <algorithm>
 #include <fmt/format.h>
@@ -65,70 +66,23 @@ ojson to_json(const Manifest& m) {
 
 namespace {
 
-// Walks the manifest JSON with the path of the current field, so every error names it.
-class Field {
-  public:
-    Field(const json& j, std::string path) : j_(j), path_(std::move(path)) {}
+using doc::Field;
 
-    [[noreturn]] void bad(const std::string& what) const {
-        throw Error(ErrorCode::BadPackage, fmt::format("manifest: {}: {}", path_, what));
-    }
-    Field at(const char* key) const {
-        if (!j_.is_object()) bad("not an object");
-        auto it = j_.find(key);
-        if (it == j_.end()) bad(fmt::format("missing field \"{}\"", key));
-        return Field(*it, path_.empty() ? key : path_ + "." + key);
-    }
-    Field at(std::size_t i) const { return Field(j_[i], fmt::format("{}[{}]", path_, i)); }
-    std::size_t array_size(std::size_t limit) const {
-        if (!j_.is_array()) bad("not an array");
-        if (j_.size() > limit) bad(fmt::format("{} entries (limit {})", j_.size(), limit));
-        return j_.size();
-    }
-    std::string str(std::size_t limit = kMaxNameLength) const {
-        if (!j_.is_string()) bad("not a string");
-        const auto& s = j_.get_ref<const std::string&>();
-        if (s.size() > limit) bad(fmt::format("longer than {} characters", limit));
-        return s;
-    }
-    std::uint64_t uint(std::uint64_t max) const {
-        if (!j_.is_number_unsigned() && !(j_.is_number_integer() && j_.get<std::int64_t>() >= 0))
-            bad("not a non-negative integer");
-        auto v = j_.get<std::uint64_t>();
-        if (v > max) bad(fmt::format("{} exceeds the limit {}", v, max));
-        return v;
-    }
-    bool boolean() const {
-        if (!j_.is_boolean()) bad("not a boolean");
-        return j_.get<bool>();
-    }
-    std::uint64_t addr() const {
-        auto v = parse_addr(str(18));
-        if (!v) bad("not an address (\"0x...\")");
-        return *v;
-    }
-    Bytes hex(std::size_t max_bytes) const {
-        std::string s = str(max_bytes * 2);
-        auto b = from_hex(s);
-        if (!b || to_hex(*b) != s) bad("not lowercase hex bytes");
-        return *b;
-    }
-    std::string sha256() const {
-        std::string s = str(64);
-        auto b = from_hex(s);
-        if (s.size() != 64 || !b || to_hex(*b) != s) bad("not a sha256 (64 lowercase hex digits)");
-        return s;
-    }
-
-  private:
-    const json& j_;
-    std::string path_;
+constexpr doc::FieldErrors kErrors{
+    .code = ErrorCode::BadPackage,
+    .prefix = "manifest",
+    .root_path = true,
+    .missing = "missing field",
+    .unit = "characters",
+    .address = "\"0x...\"",
+    .max_string = kMaxNameLength,
+    .max_address = 18,
 };
 
 } // namespace
 
 Manifest manifest_from_json(const json& j) {
-    Field root(j, "");
+    Field root(kErrors, j, "");
     if (!j.is_object()) root.bad("the manifest is not a JSON object");
     Manifest m;
     m.format = static_cast<int>(root.at("format").uint(1000));
@@ -179,7 +133,7 @@ Manifest manifest_from_json(const json& j) {
             f.site.length = static_cast<std::uint32_t>(sf.at("length").uint(kMaxSiteBytes));
             f.site.far_length = static_cast<std::uint32_t>(sf.at("far_length").uint(kMaxSiteBytes));
             f.site.landing_pad = sf.at("landing_pad").boolean();
-            f.site.expected = sf.at("expected").hex(kMaxSiteBytes);
+            f.site.expected = sf.at("expected").canonical_hex(kMaxSiteBytes);
             std::size_t need = std::max(f.site.length, f.site.far_length);
             if (f.site.landing_pad && m.arch != arch::Arch::AArch64)
                 sf.at("landing_pad").bad("a landing pad site exists only on aarch64");

@@ -95,11 +95,15 @@ struct PlannedSite {
 };
 
 // Waits with a growing pause between stop-the-world attempts, never past the deadline.
-void back_off(unsigned attempt, Clock::time_point deadline) {
+// Meanwhile the tracer keeps answering: a thread receiving signals sits in a
+// signal-delivery-stop until we do, and behind a plain sleep it would take one signal per
+// attempt and never get back to its own code (seen under a 1 kHz signal stream: stuck in
+// a site for every attempt).
+void back_off(ptrace::Tracer& t, unsigned attempt, Clock::time_point deadline) {
     auto pause = std::chrono::microseconds(std::min<unsigned>(50'000, 500u << std::min(attempt, 7u)));
     auto now = Clock::now();
     if (now + pause > deadline) pause = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
-    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+    if (pause.count() > 0) t.serve_until(now + pause);
 }
 
 // The thread (and site) whose instruction pointer lies inside a site, if any.
@@ -139,7 +143,14 @@ struct SwitchCheck {
     std::optional<std::string> operator()(const ptrace::Tracer& t) const {
         if (auto busy = thread_in_sites(t, sites)) return busy;
         if (mode == Consistency::Stack) return code_in_use(t, mem, maps, code);
-        return std::nullopt;
+        // Entry: a thread interrupted by a signal inside a site has that position saved in
+        // its signal frame on the stack, and would resume in the middle of the new bytes
+        // when its handler returns (SIGILL). Resuming at a site's first byte is fine.
+        std::vector<CodeRange> interiors;
+        for (const SiteRecord& s : sites)
+            if (s.patched.size() > 1)
+                interiors.push_back({s.address + 1, s.address + s.patched.size(), "the site of " + label(s), {}});
+        return code_in_use(t, mem, maps, interiors);
     }
 };
 
@@ -169,7 +180,7 @@ Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock
         auto stop_cost = Clock::now() - first;
         t.resume_all();
         if (Clock::now() + 2 * stop_cost >= deadline) give_up();
-        back_off(attempts, deadline);
+        back_off(t, attempts, deadline);
         if (Clock::now() + 2 * stop_cost >= deadline) give_up();
     }
 }

@@ -5,7 +5,11 @@
 //
 // * PTRACE_SEIZE attaches without stopping. PTRACE_INTERRUPT sets JOBCTL_TRAP_STOP and
 //   guarantees at least one trap; ANY trap (a signal-delivery-stop, a clone event) clears
-//   it, so "the stop that answers an interrupt" is whatever stop comes next.
+//   it, so "the stop that answers an interrupt" is whatever stop comes next - but only a
+//   trap that comes AFTER it: an interrupt sent to a thread already sitting in a stop we
+//   have not collected yet stays pending, and the thread traps again as soon as it is
+//   resumed. Hence we collect a thread's reports before interrupting it
+//   (interrupt_running).
 // * All our stops but the clone event happen in get_signal() on the way back to user
 //   mode, i.e. after an interrupted system call has returned -ERESTART* / -EINTR and
 //   before the kernel applies its restart logic. Whatever stop a thread is resumed from
@@ -225,6 +229,22 @@ struct Tracer::Impl {
         if (t.interrupt_pending || t.run == Run::Zombie) return;
         if (::ptrace(PTRACE_INTERRUPT, t.tid, nullptr, nullptr) == 0) t.interrupt_pending = true;
         // ESRCH: the thread is gone or going; its exit is collected by poll().
+    }
+
+    // Asks a thread that may be running to stop. It may already sit in a stop we have not
+    // collected (a signal arrived while we were busy elsewhere and it waits in its
+    // signal-delivery-stop). PTRACE_INTERRUPT would then stay pending in the kernel, that
+    // older stop would be taken for its answer, and once resumed the thread would trap
+    // again before running a single instruction; the next stop_all() would take that stale
+    // trap for the answer to its own interrupt and leave a new one pending, and so on: the
+    // thread never ran again while we were attached (seen as a signal handler's entry
+    // "stuck" on every retry of a switch). So first collect what it reported, and interrupt
+    // it only if it still runs. What remains is the window between the two calls: at most
+    // one stale trap, which the next call here collects instead of renewing.
+    void interrupt_running(Pid tid) {
+        poll(tid);
+        Thread* t = find(tid);
+        if (t != nullptr && (t->run == Run::Running || t->run == Run::Listening)) interrupt(*t);
     }
 
     // Resumes a stopped thread with PTRACE_CONT(sig). ESRCH means it was killed out of its
@@ -542,8 +562,12 @@ struct Tracer::Impl {
         check_alive();
         auto t0 = Clock::now();
         all_stopped = true;
-        for (auto& [tid, t] : threads)
-            if (t.run == Run::Running || t.run == Run::Listening) interrupt(t);
+        std::vector<Pid> tids;
+        tids.reserve(threads.size());
+        for (auto& kv : threads)
+            tids.push_back(kv.first);
+        for (Pid tid : tids)
+            interrupt_running(tid); // may collect an exit (erasing the thread): by id
         auto all_in = [&] {
             if (process_exited || !any_live()) return true;
             for (auto& [tid, t] : threads)
@@ -952,6 +976,13 @@ Pid Tracer::Impl::acquire(Pid want, Clock::time_point deadline, bool& was_stoppe
     for (;;) {
         check_alive();
         Pid tid = want != 0 ? want : choose_thread();
+        // Collect a stop it already made, so that the interrupt below is not left pending
+        // (see interrupt_running); a signal-delivery-stop found so is delivered first,
+        // unless every thread is being held.
+        if (find(tid) != nullptr) {
+            poll(tid);
+            if (find(tid) == nullptr && want == 0) continue; // it exited: choose again
+        }
         Thread* t = find(tid);
         if (t == nullptr || t->foreign)
             throw Error(ErrorCode::NoSuchProcess,
@@ -1092,6 +1123,11 @@ Pid Tracer::choose_thread() const {
 void Tracer::service_events() {
     impl_->check_thread();
     impl_->poll_all();
+}
+
+void Tracer::serve_until(Clock::time_point until) {
+    impl_->check_thread();
+    impl_->pump_until([] { return false; }, until);
 }
 
 // ---- finding code in the target ----

@@ -76,6 +76,13 @@ class Tracer {
     // now and then, since a traced thread that takes a signal or creates a thread waits in
     // a ptrace-stop until the tracer answers.
     void service_events();
+    // Waits until `until` while answering every report as it comes (service_events in a
+    // loop). A caller that pauses with threads attached, e.g. between attempts to stop
+    // them all, waits with this instead of sleeping: a traced thread that takes a signal
+    // sits in its signal-delivery-stop until we answer, so behind a plain sleep a thread
+    // with a stream of queued signals takes one signal per attempt and never gets back to
+    // its own code - it stays wherever it was interrupted, attempt after attempt.
+    void serve_until(Clock::time_point until);
 
     // Runs one system call in one thread while the others keep running: stops that thread
     // only (if not stopped already), saves its full state, executes `nr(args)` at

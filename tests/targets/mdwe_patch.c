@@ -1,0 +1,5 @@
+/* Replacement for compute() in mdwe.c. */
+long compute(long x)
+{
+    return x * 2 + 1000;
+}

@@ -1,0 +1,5 @@
+/* Replacement for compute() in thousand.c. */
+long compute(long x)
+{
+    return x + 100;
+}
