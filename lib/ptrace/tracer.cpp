@@ -169,8 +169,18 @@ struct Tracer::Impl {
     std::vector<proc::Mapping> maps;     // as of the last guard_for() that needed them
     std::optional<std::uint64_t> trampoline; // 0: none (or guards unusable in this process)
 
-    Impl(Pid p, std::vector<ThreadInfo>& out) : pid(p), infos(out) {}
-    ~Impl() { detach_all(); }
+    Impl(Pid p, std::vector<ThreadInfo>& out) : pid(p), infos(out) {
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        ::pthread_sigmask(SIG_BLOCK, &chld, &saved_mask);
+    }
+    ~Impl() {
+        detach_all();
+        ::pthread_sigmask(SIG_SETMASK, &saved_mask, nullptr);
+    }
+    sigset_t saved_mask{};
+    Pid last_borrowed = 0; // reused while it qualifies: choosing reads /proc per thread
 
     // ---- bookkeeping ----
 
@@ -343,12 +353,18 @@ struct Tracer::Impl {
         }
     }
 
+    // Every 8th sweep looks at every thread; the others skip threads in a stop we have
+    // collected (only a SIGKILL can make one report again, and an exit found late is
+    // harmless: resuming it fails with ESRCH and a later sweep collects it). With 1000
+    // threads, a full sweep is 1000 waitpid calls.
+    unsigned sweeps = 0;
     bool poll_all() {
+        const bool full = ++sweeps % 8 == 0;
         std::vector<Pid> tids;
         tids.reserve(threads.size());
         // Zombies too: their exit report (the leader's comes last) says the process is gone.
         for (auto& kv : threads)
-            tids.push_back(kv.first);
+            if (full || kv.second.run != Run::Stopped) tids.push_back(kv.first);
         bool any = false;
         for (Pid tid : tids)
             any |= poll(tid);
@@ -367,10 +383,13 @@ struct Tracer::Impl {
 
     // Services reports until `done()` or the deadline. Waits with a short, growing sleep:
     // stops arrive within microseconds, and a blocking wait would need waitpid(-1).
-    template <class Done> bool pump_until(Done done, Clock::time_point deadline) {
+    // With `focus`, the wait is for that one thread: it is polled every round and the
+    // others (which may need answering: a signal, a new thread) every 16th round, so a
+    // borrowed thread's stops in a 1000-thread process do not cost 1000 waitpid calls each.
+    template <class Done> bool pump_until(Done done, Clock::time_point deadline, Pid focus = 0) {
         int idle = 0;
-        for (;;) {
-            bool any = poll_all();
+        for (unsigned round = 0;; ++round) {
+            bool any = focus != 0 && round % 16 != 0 ? poll(focus) : poll_all();
             if (done()) return true;
             if (Clock::now() >= deadline) return false;
             if (any) {
@@ -380,11 +399,18 @@ struct Tracer::Impl {
             ++idle;
             if (idle % 16 == 0) mark_zombies();
             if (done()) return true;
-            if (idle < 4)
+            if (idle < 4) {
                 std::this_thread::yield();
-            else
-                std::this_thread::sleep_for(
-                    microseconds(std::min(1000, 10 << std::min(idle - 4, 7))));
+            } else {
+                // A tracee's stop or exit sends us SIGCHLD (blocked since attach): wait for
+                // it rather than sleeping past it.
+                const long us = std::min(1000, 10 << std::min(idle - 4, 7));
+                timespec ts{0, us * 1000};
+                sigset_t chld;
+                sigemptyset(&chld);
+                sigaddset(&chld, SIGCHLD);
+                ::sigtimedwait(&chld, nullptr, &ts);
+            }
         }
     }
 
@@ -724,6 +750,11 @@ struct Tracer::Impl {
             auto sc = proc::thread_syscall(pid, t.tid); // "running" (on a CPU) -> nullopt
             return sc && *sc >= 0;
         };
+        auto usable = [&](const Thread& t) {
+            return !t.foreign && t.run != Run::Zombie && t.kind != Stop::Signal && !blocked_in_syscall(t);
+        };
+        if (const auto it = threads.find(last_borrowed); it != threads.end() && usable(it->second))
+            return last_borrowed;
         for (const auto& [tid, t] : threads) {
             if (t.foreign || t.run == Run::Zombie || t.kind == Stop::Signal) continue;
             if (!blocked_in_syscall(t)) return tid;
@@ -815,7 +846,7 @@ class Tracer::Impl::Borrow {
                 fail("resume");
             thread().run = Impl::Run::Running;
             thread().kind = Impl::Stop::None;
-            if (!impl_.pump_until([&] { return impl_.stopped(tid_); }, deadline)) {
+            if (!impl_.pump_until([&] { return impl_.stopped(tid_); }, deadline, tid_)) {
                 throw Error(
                     ErrorCode::Unsafe,
                     fmt::format(
@@ -907,7 +938,7 @@ class Tracer::Impl::Borrow {
             // Still running our call (timeout): stop it first, briefly.
             impl_.interrupt(*t);
             impl_.pump_until([&] { return impl_.stopped(tid_); },
-                             Clock::now() + milliseconds(2000));
+                             Clock::now() + milliseconds(2000), tid_);
             t = impl_.find(tid_);
             if (t == nullptr || t->run != Impl::Run::Stopped) return;
         }
@@ -956,7 +987,7 @@ class Tracer::Impl::Borrow {
                     return x == nullptr ||
                            (x->run == Impl::Run::Stopped && x->kind != Impl::Stop::Clone);
                 },
-                Clock::now() + milliseconds(2000));
+                Clock::now() + milliseconds(2000), tid_);
         }
     }
 
@@ -999,7 +1030,7 @@ Pid Tracer::Impl::acquire(Pid want, Clock::time_point deadline, bool& was_stoppe
             return x == nullptr || x->run == Run::Zombie ||
                    (x->run == Run::Stopped && x->kind != Stop::Clone);
         };
-        bool ok = pump_until(ready, deadline);
+        bool ok = pump_until(ready, deadline, tid);
         Thread* x = find(tid);
         if (x != nullptr && x->run == Run::Stopped && x->kind != Stop::Clone) return tid;
         if (x != nullptr) {
@@ -1021,6 +1052,7 @@ std::int64_t Tracer::Impl::remote_syscall(Pid want, std::uint64_t insn, long nr,
                                           Clock::time_point deadline, const StackArg* stack_arg) {
     bool was_stopped = false;
     Pid tid = acquire(want, deadline, was_stopped);
+    if (want == 0) last_borrowed = tid;
     // Whatever happens, a thread we stopped for this call runs again afterwards (declared
     // before the Borrow, so it runs after the registers are back).
     struct Release {
