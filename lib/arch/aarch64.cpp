@@ -45,6 +45,7 @@
 #include "doc/error.hpp"
 
 #include <capstone/capstone.h>
+#include <dlfcn.h>
 
 #include <array>
 #include <optional>
@@ -313,18 +314,44 @@ std::string inst_word(std::uint32_t w) {
     return out;
 }
 
-// Capstone, opened once per disassemble() call and closed on every path.
+// Capstone, opened once per disassemble() call and closed on every path. The library is
+// loaded on first use (dlopen), not linked: it is only for display, and linking it cost
+// every tool ~80,000 relocations and ~10 ms at start-up (hp-apply included). Without it
+// the display falls back to our own decoder's text.
 class Capstone {
+    struct Api {
+        decltype(&cs_open) open = nullptr;
+        decltype(&cs_malloc) malloc = nullptr;
+        decltype(&cs_disasm_iter) disasm_iter = nullptr;
+        decltype(&cs_free) free = nullptr;
+        decltype(&cs_close) close = nullptr;
+    };
+    static const Api* api() {
+        static const Api* loaded = [] () -> const Api* {
+            void* h = ::dlopen(HP_CAPSTONE_SONAME, RTLD_NOW | RTLD_LOCAL);
+            if (h == nullptr) return nullptr;
+            static Api a;
+            a.open = reinterpret_cast<decltype(&cs_open)>(::dlsym(h, "cs_open"));
+            a.malloc = reinterpret_cast<decltype(&cs_malloc)>(::dlsym(h, "cs_malloc"));
+            a.disasm_iter = reinterpret_cast<decltype(&cs_disasm_iter)>(::dlsym(h, "cs_disasm_iter"));
+            a.free = reinterpret_cast<decltype(&cs_free)>(::dlsym(h, "cs_free"));
+            a.close = reinterpret_cast<decltype(&cs_close)>(::dlsym(h, "cs_close"));
+            if (!a.open || !a.malloc || !a.disasm_iter || !a.free || !a.close) return nullptr;
+            return &a;
+        }();
+        return loaded;
+    }
+
   public:
-    Capstone() {
-        if (cs_open(CS_ARCH_ARM64, CS_MODE_LITTLE_ENDIAN, &handle_) != CS_ERR_OK) return;
-        insn_ = cs_malloc(handle_);
-        if (insn_ == nullptr) cs_close(&handle_);
+    Capstone() : api_(api()) {
+        if (api_ == nullptr || api_->open(CS_ARCH_ARM64, CS_MODE_LITTLE_ENDIAN, &handle_) != CS_ERR_OK) return;
+        insn_ = api_->malloc(handle_);
+        if (insn_ == nullptr) api_->close(&handle_);
     }
     ~Capstone() {
         if (insn_ == nullptr) return;
-        cs_free(insn_, 1);
-        cs_close(&handle_);
+        api_->free(insn_, 1);
+        api_->close(&handle_);
     }
     Capstone(const Capstone&) = delete;
     Capstone& operator=(const Capstone&) = delete;
@@ -334,13 +361,14 @@ class Capstone {
         const std::uint8_t* p = word;
         std::size_t size = 4;
         std::uint64_t at = addr;
-        if (!cs_disasm_iter(handle_, &p, &size, &at, insn_)) return std::nullopt;
+        if (!api_->disasm_iter(handle_, &p, &size, &at, insn_)) return std::nullopt;
         std::string out = insn_->mnemonic;
         if (insn_->op_str[0] != '\0') out += std::string(" ") + insn_->op_str;
         return out;
     }
 
   private:
+    const Api* api_;
     csh handle_ = 0;
     cs_insn* insn_ = nullptr;
 };
