@@ -39,6 +39,10 @@ struct Mapping {
     bool executable() const { return perms.size() > 2 && perms[2] == 'x'; }
 };
 std::vector<Mapping> read_maps(Pid pid);
+// Bytes [from, from + len) of a file-backed mapping, read from the file behind it (as
+// map_files or the same inode through /proc/PID/root give it): unlike /proc/PID/mem, this
+// does not fault pages into the process. nullopt when the file cannot be read.
+std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from, std::size_t len);
 
 // Thread ids from /proc/PID/task.
 std::vector<Pid> threads(Pid pid);

@@ -1187,21 +1187,35 @@ std::uint64_t find_code(const proc::Memory& mem, const std::vector<proc::Mapping
     for (const auto& m : maps)
         if (usable(m) && m.path != "[vdso]" && !is_libc(m.path)) order.push_back(&m);
 
+    // A file-backed mapping is searched in its file: reading /proc/PID/mem would fault every
+    // page read into the process (its RSS grew by 64 KiB per apply). A candidate is then
+    // confirmed in memory, where a page may differ (a patch site, a breakpoint). Mappings
+    // whose file cannot be read are searched in memory.
     constexpr std::size_t kChunk = 64 * 1024;
-    Bytes buf;
+    Bytes found(pat.size());
     for (const proc::Mapping* m : order) {
+        bool from_file = m->inode != 0;
         for (std::uint64_t at = m->start; at < m->end;) {
-            std::size_t len =
-                static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m->end - at));
-            buf.resize(len);
-            if (!mem.read_fallible(at, buf.data(), len)) break; // unreadable: next mapping
-            for (std::size_t i = 0; i + pat.size() <= len; ++i) {
-                if ((at + i) % align != 0) continue;
-                if (std::equal(pat.begin(), pat.end(),
-                               buf.begin() + static_cast<std::ptrdiff_t>(i)))
+            std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m->end - at));
+            Bytes buf;
+            if (from_file) {
+                auto b = proc::read_mapping_file(mem.pid(), *m, at - m->start, len);
+                if (b) buf = std::move(*b);
+                else from_file = false; // and read this chunk from memory
+            }
+            if (!from_file) {
+                buf.resize(len);
+                if (!mem.read_fallible(at, buf.data(), len)) break; // unreadable: next mapping
+            }
+            for (std::size_t i = 0; i + pat.size() <= buf.size(); ++i) {
+                if ((at + i) % align != 0 || buf[i] != pat[0]) continue;
+                if (!std::equal(pat.begin(), pat.end(), buf.begin() + static_cast<std::ptrdiff_t>(i))) continue;
+                if (!from_file) return at + i;
+                if (mem.read_fallible(at + i, found.data(), found.size()) &&
+                    std::equal(pat.begin(), pat.end(), found.begin()))
                     return at + i;
             }
-            if (at + len >= m->end) break;
+            if (at + len >= m->end || buf.size() < len) break;
             at += len - (pat.size() - 1); // overlap so a match across chunks is found
         }
     }

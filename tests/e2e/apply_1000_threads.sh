@@ -1,16 +1,16 @@
 # 1000 threads on 64 KiB stacks: 996 blocked in system calls (249 each in read() on a
-# pipe, poll(), a condition variable's futex and nanosleep(12 s)), confirmed blocked
+# pipe, poll(), a condition variable's futex and nanosleep(30 s)), confirmed blocked
 # through /proc, and 4 calling the patched function in a loop. hp-apply and the revert
 # complete, the workers switch both ways, and the blocked threads are unaffected by the
 # two stops: still blocked afterwards, then woken, each read gets exactly its byte, each
 # poll returns POLLIN, each futex wait returns 0, each sleep returns 0 after its full
-# 12 s (long enough to outlast the apply and the revert, which is checked: else the
+# 30 s (long enough to outlast the apply and the revert, which is checked: else the
 # test is void). The freeze is printed to stderr (not asserted).
 source "$(dirname "$0")/lib.sh"
 cc_x86 -pthread -o "$T/thousand" "$HP_SRC/tests/targets/thousand.c"
 cc_x86 -shared -fPIC -o "$T/p.so" "$HP_SRC/tests/targets/thousand_patch.c"
 hp-pack "$T/p.so" --target "$T/thousand" --replace compute -o "$T/k.hpk" >/dev/null
-SLEEP=12
+SLEEP=30 # long enough to outlast the apply and the revert on a loaded 2-core machine
 start_victim k "$T/thousand" 4 249 "$SLEEP"
 CHECKS=$((CHECKS + 1))
 [ "$REPLY" = "ready 1000" ] || fail "victim: '$REPLY'"
