@@ -72,7 +72,9 @@ ask results
 CHECKS=$((CHECKS + 1))
 [ "$REPLY" = "results 249 249 249 249 249 249" ] ||
     fail "after wake-up (readers done/ok, pollers done/ok, waiters done/ok): '$REPLY'"
-ask sleepers
+# The sleepers may have up to $SLEEP s left: a longer watchdog than ask's 10 s.
+echo sleepers >&"$VIN"
+read -t $((SLEEP + 30)) -r REPLY <&"$VOUT" || fail "victim did not answer 'sleepers'"
 read -r word ndone nok min_ns <<<"$REPLY"
 CHECKS=$((CHECKS + 1))
 [ "$word" = sleepers ] && [ "$ndone" = 249 ] && [ "$nok" = 249 ] ||
