@@ -297,16 +297,19 @@ class Bench:
         self.mode = args.consistency
         self.serial = 0
         self.quiet_log = []
+        self.wait_budget = args.wait_budget  # seconds of waiting for quiet left in this run
 
     def quiet(self, label):
         """On a shared machine, waits (at most --wait-quiet seconds) until others use less
         than a quarter of the CPU before a block of measurements; logs what it saw."""
         t0 = time.monotonic()
+        limit = min(self.a.wait_quiet, self.wait_budget)
         busy = cpu_busy(0.5)
-        while busy > 0.25 and time.monotonic() - t0 < self.a.wait_quiet:
+        while busy > 0.25 and time.monotonic() - t0 < limit:
             time.sleep(2)
             busy = cpu_busy(1.0)
         waited = time.monotonic() - t0
+        self.wait_budget = max(0.0, self.wait_budget - waited)
         self.quiet_log.append({"before": label, "cpu_busy": round(busy, 3), "waited_s": round(waited, 1)})
         if busy > 0.25:
             log(f"  (the machine is busy: {busy:.0%} of its CPU used by others before {label})")
@@ -1180,9 +1183,11 @@ def main():
     ap.add_argument("--consistency", choices=["entry", "stack"], default="stack")
     ap.add_argument("--only", default="freeze,libc,startup,sched,overhead,memory,verify,gdb",
                     help="comma-separated parts: freeze,libc,startup,sched,overhead,memory,verify,gdb")
-    ap.add_argument("--wait-quiet", type=float, default=60, metavar="S",
+    ap.add_argument("--wait-quiet", type=float, default=30, metavar="S",
                     help="before each block of measurements wait up to S seconds for other processes to use "
-                         "< 25%% of the CPU (default 60; 0: never wait)")
+                         "< 25%% of the CPU (default 30; 0: never wait)")
+    ap.add_argument("--wait-budget", type=float, default=300, metavar="S",
+                    help="at most S seconds of such waiting in the whole run (default 300)")
     ap.add_argument("--profile", action="store_true", help="profile hp-apply (perf, strace) instead of measuring")
     ap.add_argument("--funcs", help="package sizes of the freeze matrix (default 1,10,100,1000)")
     ap.add_argument("--threads", help="thread counts of the freeze matrix (default 1,8,64,1000)")
