@@ -1,7 +1,8 @@
 /* The benchmark victim (bench/run). Linked with a generated funcs.c (bench/bench.py):
  * bench_fns[0..bench_nfunc-1] are the patchable functions f_i(x) = x + 1000000 + i
  * (patched: x + 2000000 + i), alt0 the same change as f0's replacement inside the
- * binary (the gdb baseline jumps there), work() a ~25 ns function for the per-call cost.
+ * binary (the gdb baseline jumps there), work() a function with a body (24 multiplies) for
+ * the per-call cost.
  * f_i's first instruction is one 7-byte lea, so a 5-byte jump written over it (by gdb,
  * which checks nothing) can never cut an instruction a stopped thread is about to run.
  *
