@@ -710,16 +710,16 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
 void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<proc::Mapping>& maps,
                    const std::vector<Debris>& debris, Clock::time_point deadline) {
     const auto& nr = arch::syscalls(arch::host());
-    std::vector<std::pair<long, std::array<std::uint64_t, 6>>> todo;
+    std::vector<std::pair<long, std::array<std::uint64_t, 6>>> calls_to_make;
     for (const Debris& d : debris) {
-        for (const MappingRange& r : d.mappings) todo.push_back({nr.munmap, {r.start, r.end - r.start, 0, 0, 0, 0}});
-        for (int fd : d.fds) todo.push_back({nr.close, {static_cast<std::uint64_t>(fd), 0, 0, 0, 0, 0}});
+        for (const MappingRange& r : d.mappings) calls_to_make.push_back({nr.munmap, {r.start, r.end - r.start, 0, 0, 0, 0}});
+        for (int fd : d.fds) calls_to_make.push_back({nr.close, {static_cast<std::uint64_t>(fd), 0, 0, 0, 0, 0}});
     }
-    if (todo.empty()) return;
+    if (calls_to_make.empty()) return;
     auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
     ptrace::Tracer tracer(pid, deadline);
     std::vector<ptrace::InjectedCall> calls;
-    for (const auto& [n, a] : todo) calls.push_back({n, a, n == nr.close ? "close" : "munmap"});
+    for (const auto& [n, a] : calls_to_make) calls.push_back({n, a, n == nr.close ? "close" : "munmap"});
     bool filtered = false;
     for (proc::Pid tid : proc::threads(pid))
         if (ptrace::seccomp_info(pid, tid).mode != 0) filtered = true;
@@ -733,7 +733,7 @@ void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<pro
         }
         tracer.resume_all();
     }
-    for (const auto& [n, a] : todo) {
+    for (const auto& [n, a] : calls_to_make) {
         std::int64_t rc = tracer.remote_syscall(0, insn, n, a, deadline);
         if (rc < 0 && rc != -EBADF)
             throw Error(ErrorCode::NotEligible, fmt::format("process {}: cannot remove what an interrupted apply left "

@@ -5,11 +5,7 @@
 # all-or-nothing (after_kill in lib.sh); the half states are repaired, alternately by the
 # next hp-apply and by --revert.
 source "$(dirname "$0")/lib.sh"
-cc_x86 -pthread -o "$T/many" "$HP_SRC/tests/targets/many.c"
-cc_x86 -shared -fPIC -o "$T/p.so" "$HP_SRC/tests/targets/many_patch.c"
-args=()
-for i in $(seq 0 19); do args+=(--replace "f$i=f${i}_v2"); done
-hp-pack "$T/p.so" --target "$T/many" "${args[@]}" --id many -o "$T/many.hpk" >/dev/null
+build_many
 start_victim m "$T/many" 4
 
 declare -A seen

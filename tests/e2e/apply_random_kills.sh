@@ -6,11 +6,7 @@
 # The delay is the point of the test, not a synchronisation: every moment of an apply
 # is a kill point.
 source "$(dirname "$0")/lib.sh"
-cc_x86 -pthread -o "$T/many" "$HP_SRC/tests/targets/many.c"
-cc_x86 -shared -fPIC -o "$T/p.so" "$HP_SRC/tests/targets/many_patch.c"
-args=()
-for i in $(seq 0 19); do args+=(--replace "f$i=f${i}_v2"); done
-hp-pack "$T/p.so" --target "$T/many" "${args[@]}" --id many -o "$T/many.hpk" >/dev/null
+build_many
 start_victim m "$T/many" 3
 
 # How long one whole apply takes here (the median of 5), in microseconds.

@@ -117,6 +117,15 @@ is_traced() { [ "$(tracer_of "$1")" != 0 ]; }
 is_untraced() { [ "$(tracer_of "$1")" = 0 ]; }
 
 # ---- crash consistency (tests/targets/many.c: "state" answers o/n per function) ----
+# build_many: $T/many (tests/targets/many.c) and $T/many.hpk, the package "many" that
+# replaces all 20 of its functions.
+build_many() {
+    cc_x86 -pthread -o "$T/many" "$HP_SRC/tests/targets/many.c"
+    cc_x86 -shared -fPIC -o "$T/p.so" "$HP_SRC/tests/targets/many_patch.c"
+    local args=() i
+    for i in $(seq 0 19); do args+=(--replace "f$i=f${i}_v2"); done
+    hp-pack "$T/p.so" --target "$T/many" "${args[@]}" --id many -o "$T/many.hpk" >/dev/null
+}
 # after_kill ID: after an hp-apply of patch ID was killed, the victim lives, behaves
 # all-old, all-new or (only when hp-verify names a half state) mixed, never anything else;
 # hp-verify -p shows no trace (OUTCOME=none), the complete patch (complete), or a named
