@@ -20,24 +20,24 @@ cc_x86 -shared -fPIC -o "$T/p.so" "$T/p.c"
 
 expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace nosuch -o "$T/x.hpk"
 error_is bad-input
-expect_err "$T/prog: no function 'nosuch'"
+expect_err "hp-pack: error: $T/prog: no function 'nosuch' (looked in .dynsym, .symtab and found no debug file"
 
 expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace twin=use_a -o "$T/x.hpk"
 error_is bad-input
-expect_err "'twin' is ambiguous: 2 functions"
-expect_err "name the one to replace by address"
+expect_err "hp-pack: error: $T/prog: 'twin' is ambiguous: 2 functions of that name in symtab (at 0x"
+expect_err "; name the one to replace by address"
 
 expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace table=use_a -o "$T/x.hpk"
 error_is bad-input
-expect_err "'table' is not a function"
+expect_err "hp-pack: error: $T/prog: 'table' is not a function"
 
 expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace use_b -o "$T/x.hpk"
 error_is bad-input
-expect_err "$T/p.so: has no function 'use_b'"
+expect_err "hp-pack: error: $T/p.so: has no function 'use_b' to replace 'use_b' of $T/prog"
 
 expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace use_a=value -o "$T/x.hpk"
 error_is bad-input
-expect_err "replacement 'value' is not a function"
+expect_err "hp-pack: error: $T/p.so: replacement 'value' is not a function"
 
 # By address: one of the twins, which has a name of its own in .symtab.
 addr=$(nm "$T/prog" | awk '$3 == "twin" {print "0x" $1; exit}')
