@@ -3,7 +3,9 @@
 #     is refused with exit 2 and error code bad-package (the digest or the layout catches it).
 # (b) 500 copies damaged the same way, then made to pass the digest, so the manifest and
 #     payload checks behind it see the damage: exit 0 or 2 only; half with --disasm, so
-#     the disassemblers see hostile bytes too.
+#     the disassemblers see hostile bytes too. At most 2% may still fail the digest and
+#     at least 80% must be refused by the manifest or payload checks or accepted (497 of
+#     500 were), so a broken digest recomputation cannot pass unnoticed.
 # (c) the regression inputs of tests/fuzz/corpus (regress-*.hpk): exit 2, printable JSON.
 # (d) large hostile packages (5 to 48 MB), valid digests, made here (too big for the
 #     corpus), each aimed at a table walk that used to be quadratic or at name copies that
@@ -275,7 +277,9 @@ for line in open(sys.argv[1]):
         msg = doc.get("error", {}).get("message", "")
         if doc.get("ok") is not False or not msg:
             bad.append(f"{s}/{name}: exit {rc} without an error object")
-        if "malformed ELF" in msg or "payload:" in msg:
+        if "digest mismatch" in msg:
+            where = "digest"
+        elif "malformed ELF" in msg or "payload:" in msg:
             where = "payload"
         elif "manifest" in msg:
             where = "manifest"
@@ -291,6 +295,17 @@ for line in open(sys.argv[1]):
         bad.append(f"c/{name}: exit {rc}, expected 2")
     if s == "d" and rc not in (0, 2):
         bad.append(f"d/{name}: exit {rc}, expected 0 or 2")
+
+# (b) must reach the checks behind the digest: a broken digest recomputation above would
+# turn almost every copy into a digest mismatch and still pass the exit-status checks.
+nb = sum(counts["b"].values())
+digest = sum(v for k, v in counts["b"].items() if k.endswith("(digest)"))
+behind = sum(v for k, v in counts["b"].items() if k == "ok" or k.endswith(("(manifest)", "(payload)")))
+if digest > nb // 50:
+    bad.append(f"b: {digest} of {nb} copies fail the digest (at most {nb // 50} may): the recomputation is broken")
+if behind < nb * 4 // 5:
+    bad.append(f"b: only {behind} of {nb} copies reach the manifest or payload checks or pass "
+               f"(at least {nb * 4 // 5} must)")
 
 def show(s):
     return " ".join(f"{k}={v}" for k, v in sorted(counts[s].items())) or "none"
