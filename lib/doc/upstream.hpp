@@ -43,7 +43,8 @@ struct CheckedPackage {
 // Throws Error(BadInput) when `doc` is not a hotpatch.check/1 document or a field is
 // missing or malformed, and Error(CheckFailed) when the document says the package is not
 // eligible ("ok": false) or is about another process than `pid`. So what it returns was
-// checked and found eligible, for this pid.
+// checked and found eligible, for this pid. `pid` 0 (hp-apply without -p) takes the
+// document's process.
 CheckedPackage interpret_check(const nlohmann::json& doc, int pid);
 
 // One site an upstream document expects, as hp-verify compares it with memory.

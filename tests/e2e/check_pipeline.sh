@@ -1,5 +1,6 @@
-# hp-check -p PID PKG | hp-apply -p PID -: applies exactly what was checked; a failed
-# check document, or a package file changed since the check, is refused (check-failed).
+# hp-check -p PID PKG | hp-apply -: applies exactly what was checked, to the process the
+# document names. Refused (exit 1 check-failed): a failed check document, a package file
+# changed since the check.
 source "$(dirname "$0")/lib.sh"
 cc_x86 -o "$T/victim" "$HP_SRC/tests/targets/victim.c"
 cc_x86 -DOTHER_BUILD -o "$T/victim2" "$HP_SRC/tests/targets/victim.c"
@@ -7,31 +8,47 @@ cc_x86 -shared -fPIC -o "$T/patch.so" "$HP_SRC/tests/targets/patch.c"
 hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/fix.hpk" >/dev/null
 hp-pack "$T/patch.so" --target "$T/victim2" --replace compute -o "$T/other.hpk" >/dev/null
 start_victim v "$T/victim"
+expect_answer 5 "6 4 1"
 
+# The real pipe, no -p on hp-apply: the document names the process.
+check_then_apply() { hp-check -p "$VPID" --allow-unsigned "$T/fix.hpk" | hp-apply --allow-unsigned -; }
+expect_exit 0 check_then_apply
+jq_ok ".ok and .pid == $VPID and .record.state == \"applied\" and .package.path == \"$T/fix.hpk\""
+expect_answer 5 "22 4 2"
+expect_exit 0 hp-apply -p "$VPID" --revert fix
+expect_answer 5 "6 4 3"
+
+# The check document itself, every check of the ok case passing.
 expect_exit 0 hp-check -p "$VPID" --allow-unsigned "$T/fix.hpk"
 jq_ok ".schema == \"hotpatch.check/1\" and .ok and .process.pid == $VPID and (.process.start_time | type == \"number\")"
 jq_ok ".package.path == \"$T/fix.hpk\" and (.package.sha256 | length == 64)"
 jq_ok '[.checks[] | select(.status == "fail")] | length == 0'
-jq_ok '[.checks[].id] | contains(["host.kernel", "host.yama", "process.traced", "process.seccomp", "package.sites", "package.symbols"])'
 cp "$T/out" "$T/check.json"
+# With -p naming the same process, as before.
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned - <"$T/check.json"
 jq_ok '.ok and .record.state == "applied"'
-expect_answer 5 "22 4 1"
+expect_answer 5 "22 4 4"
 expect_exit 0 hp-apply -p "$VPID" --revert fix
+
+# A package file needs -p.
+expect_exit 2 hp-apply --allow-unsigned "$T/fix.hpk"
+error_is usage
+
+expect_answer 5 "6 4 5"
 
 # A failed check (another build of the binary) is refused.
 expect_exit 1 hp-check -p "$VPID" --allow-unsigned "$T/other.hpk"
 jq_ok '.ok == false and .error.code == "not-eligible"'
 jq_ok '.checks[] | select(.id == "package.modules") | .status == "fail" and (.detail | contains("victim2"))'
 cp "$T/out" "$T/failed.json"
-expect_exit 1 hp-apply -p "$VPID" --allow-unsigned - <"$T/failed.json"
+expect_exit 1 hp-apply --allow-unsigned - <"$T/failed.json"
 error_is check-failed
 
 # The package changed between check and apply.
 expect_exit 0 hp-check -p "$VPID" --allow-unsigned "$T/fix.hpk"
 cp "$T/out" "$T/check2.json"
 hp-pack "$T/patch.so" --target "$T/victim" --replace compute --description changed -o "$T/fix.hpk" >/dev/null
-expect_exit 1 hp-apply -p "$VPID" --allow-unsigned - <"$T/check2.json"
+expect_exit 1 hp-apply --allow-unsigned - <"$T/check2.json"
 error_is check-failed
 expect_err "changed since it was checked"
-expect_answer 5 "6 4 2"
+expect_answer 5 "6 4 6"

@@ -108,6 +108,7 @@ TEST_CASE("upstream_check_document_read_as_hp_apply_did") {
     auto [code, msg] = error_of([&] { (void)interpret_check(check_doc(), 43); });
     CHECK(code == ErrorCode::CheckFailed);
     CHECK(msg == "the check document is about process 42, not 43");
+    CHECK(interpret_check(check_doc(), 0).pid == 42); // hp-apply - without -p
 }
 
 TEST_CASE("upstream_check_document_fields_of_wrong_type_are_bad_input") {

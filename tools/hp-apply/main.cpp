@@ -18,8 +18,12 @@ int main(int argc, char** argv) {
     std::string input, revert_id, keys_dir;
     unsigned timeout_ms = 5000;
     bool dry_run = false, allow_unsigned = false;
-    app.add_option("-p,--pid", pid, "The process to patch")->required()->check(CLI::PositiveNumber);
-    app.add_option("PACKAGE", input, "The package file, or - to read a hotpatch.check/1 document from stdin");
+    app.add_option("-p,--pid", pid,
+                   "The process to patch (with -, default: the check document's process)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("PACKAGE", input,
+                   "The package file, or - to read a hotpatch.check/1 document from stdin (it "
+                   "names the process)");
     app.add_option("--revert", revert_id, "Revert the applied patch with this id")->type_name("ID");
     app.add_flag("--dry-run", dry_run, "Plan only: check everything, change nothing");
     app.add_option("--timeout", timeout_ms, "Bound for the whole job in milliseconds (default 5000)")
@@ -36,7 +40,11 @@ int main(int argc, char** argv) {
 
     auto body = [&]() -> int {
         json& doc = tool.doc();
-        doc["pid"] = pid;
+        // Only a check document names the process by itself; everything else needs -p.
+        if (pid == 0 && input != "-")
+            throw hp::Error(hp::ErrorCode::Usage,
+                            "give the process with -p PID (or read a check document with -)");
+        if (pid != 0) doc["pid"] = pid;
         auto timeout = std::chrono::milliseconds(timeout_ms);
         auto mode = consistency == "entry" ? hp::patch::Consistency::Entry : hp::patch::Consistency::Stack;
         doc["consistency"] = consistency;
@@ -64,6 +72,8 @@ int main(int argc, char** argv) {
                 // Validated whole (hp::doc::interpret_check) before anything else is read.
                 auto up = hp::doc::parse_upstream(hp::read_stdin(hp::doc::kMaxUpstreamSize));
                 hp::doc::CheckedPackage checked = hp::doc::interpret_check(up, pid);
+                pid = opt.pid = checked.pid;
+                doc["pid"] = pid;
                 path = checked.package_path;
                 checked_sha = checked.package_sha256;
                 opt.expected = hp::proc::Instance{checked.pid, checked.start_time};
