@@ -71,6 +71,25 @@ expect_exit 0 hp-inspect --disasm --format text "$T/fix-1.hpk"
 grep -q "^id       fix-1" "$T/out" || fail "text form lacks the id"
 grep -q "compute" "$T/out" || fail "text form lacks the function"
 
+# Without --format, a terminal on stdout gets the text form (run under a pseudo-terminal
+# by script(1); its output has CR LF line ends) and a pipe gets JSON.
+on_tty() { # on_tty CMD...: stdout+stderr of CMD run on a pseudo-terminal -> $T/tty
+    local cmd
+    printf -v cmd '%q ' "$@"
+    CHECKS=$((CHECKS + 1))
+    script -qec "$cmd" /dev/null </dev/null >"$T/tty" || fail "'$*' on a terminal exited $?"
+    tr -d '\r' <"$T/tty" >"$T/tty.txt"
+}
+on_tty hp-inspect "$T/fix-1.hpk"
+grep -q "^id       fix-1$" "$T/tty.txt" || fail "hp-inspect on a terminal: no text line 'id       fix-1': $(cat "$T/tty.txt")"
+grep -q "compute" "$T/tty.txt" || fail "hp-inspect on a terminal: the function is not named"
+! grep -q '"schema"' "$T/tty.txt" || fail "hp-inspect on a terminal printed JSON"
+on_tty hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/tty-fix.hpk"
+grep -q "^wrote $T/tty-fix.hpk ([0-9]* bytes): patch 'tty-fix', 1 function(s), unsigned$" "$T/tty.txt" ||
+    fail "hp-pack on a terminal: no 'wrote ...' line: $(cat "$T/tty.txt")"
+! grep -q '"schema"' "$T/tty.txt" || fail "hp-pack on a terminal printed JSON"
+[ -s "$T/tty-fix.hpk" ] || fail "hp-pack on a terminal wrote no package"
+
 # The package can come from stdin.
 set +e; hp-inspect - <"$T/fix-1.hpk" >"$T/out" 2>"$T/err"; rc=$?; set -e
 [ $rc -eq 0 ] || fail "hp-inspect - exited $rc"
