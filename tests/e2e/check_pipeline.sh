@@ -1,12 +1,16 @@
 # hp-check -p PID PKG | hp-apply -: applies exactly what was checked, to the process the
-# document names. Refused (exit 1 check-failed): a failed check document, a package file
-# changed since the check.
+# document names. Refused (exit 1 check-failed): a failed check document, a document
+# given to another process with -p, a document about an earlier instance of the PID (its
+# start time differs), a package file changed since the check. hp-apply still needs its
+# own --allow-unsigned (exit 1 untrusted).
 source "$(dirname "$0")/lib.sh"
 cc_x86 -o "$T/victim" "$HP_SRC/tests/targets/victim.c"
 cc_x86 -DOTHER_BUILD -o "$T/victim2" "$HP_SRC/tests/targets/victim.c"
 cc_x86 -shared -fPIC -o "$T/patch.so" "$HP_SRC/tests/targets/patch.c"
 hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/fix.hpk" >/dev/null
 hp-pack "$T/patch.so" --target "$T/victim2" --replace compute -o "$T/other.hpk" >/dev/null
+start_victim b "$T/victim"
+BPID=$VPID BIN=$VIN BOUT=$VOUT
 start_victim v "$T/victim"
 expect_answer 5 "6 4 1"
 
@@ -34,7 +38,22 @@ expect_exit 0 hp-apply -p "$VPID" --revert fix
 expect_exit 2 hp-apply --allow-unsigned "$T/fix.hpk"
 error_is usage
 
+# The document of victim v given to another process (b) with -p.
+expect_exit 1 hp-apply -p "$BPID" --allow-unsigned - <"$T/check.json"
+error_is check-failed
+expect_err "the check document is about process $VPID, not $BPID"
+# The same PID, but an earlier instance (its start time differs from the document's).
+jq '.process.start_time -= 1' "$T/check.json" >"$T/earlier.json"
+expect_exit 1 hp-apply --allow-unsigned - <"$T/earlier.json"
+error_is check-failed
+expect_err "not the instance that was checked"
+# An ok check document does not lift hp-apply's own signature policy.
+expect_exit 1 env HOTPATCH_KEYS="$T" hp-apply - <"$T/check.json"
+error_is untrusted
 expect_answer 5 "6 4 5"
+echo 5 >&"$BIN"
+read -t 10 -r REPLY <&"$BOUT" || fail "victim b did not answer"
+[ "$REPLY" = "6 4 1" ] || fail "victim b answered '$REPLY': it was changed"
 
 # A failed check (another build of the binary) is refused.
 expect_exit 1 hp-check -p "$VPID" --allow-unsigned "$T/other.hpk"
