@@ -13,6 +13,7 @@ apid=$!
 HP_PIDS+=("$apid")
 exec {hold}>"$T/hold"
 wait_until "first hp-apply never held" grep -q "holding at attached" "$T/first.err"
+track_child "$apid"
 expect_exit 1 hp-apply -p "$VPID" --allow-unsigned "$T/c.hpk"
 error_is busy
 expect_err "another hp-apply is working on process $VPID"

@@ -40,6 +40,7 @@ apid=$!
 HP_PIDS+=("$apid")
 exec {hold}>"$T/hold"
 wait_until "hp-apply never held" grep -q "holding at attached" "$T/held.err"
+track_child "$apid"
 tracer=$(tracer_of "$VPID") # hp-apply itself (apid is the timeout wrapper)
 CHECKS=$((CHECKS + 1))
 [ "$tracer" != 0 ] && [ "$(cat "/proc/$tracer/comm")" = hp-apply ] || fail "victim not traced by hp-apply"

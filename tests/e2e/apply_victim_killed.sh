@@ -15,6 +15,7 @@ for step in attached prepared; do
     exec {hold}>"$T/hold-$step"
     # Wait for the announcement on stderr (bounded), then kill the victim and release.
     wait_until "hp-apply never reached $step" grep -q "holding at $step" "$T/err"
+    track_child "$apid"
     kill -9 "$VPID"
     echo x >&"$hold"
     set +e

@@ -111,6 +111,13 @@ wait_until() {
     done
     fail "$msg"
 }
+# track_child PID: also kill, on exit, the child of PID (hp-apply run under `timeout`,
+# whose own PID $! is not: killing only the wrapper would leave hp-apply running).
+track_child() {
+    local c
+    c=$(pgrep -P "$1") || fail "process $1 has no child to track"
+    HP_PIDS+=($c)
+}
 # tracer_of PID: the TracerPid of a process (0 when not traced).
 tracer_of() { awk '/TracerPid/ {print $2}' "/proc/$1/status"; }
 is_traced() { [ "$(tracer_of "$1")" != 0 ]; }
