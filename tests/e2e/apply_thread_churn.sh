@@ -33,15 +33,8 @@ after_round() {
 # waits in its first ptrace stop (so does its creator, until the tool carries on).
 declare -A before=()
 for d in /proc/$VPID/task/*; do before[${d##*/}]=1; done
-mkfifo "$T/hold"
-HOTPATCH_TEST_HOLD=attached HOTPATCH_TEST_HOLD_FD=3 timeout 60 hp-apply -p "$VPID" --allow-unsigned \
-    "$T/churn.hpk" 3<"$T/hold" >"$T/held.out" 2>"$T/held.err" &
-apid=$!
-HP_PIDS+=("$apid")
-exec {hold}>"$T/hold"
-wait_until "hp-apply never held" grep -q "holding at attached" "$T/held.err"
-track_child "$apid"
-tracer=$(tracer_of "$VPID") # hp-apply itself (apid is the timeout wrapper)
+hold_apply attached held -p "$VPID" --allow-unsigned "$T/churn.hpk"
+tracer=$(tracer_of "$VPID") # hp-apply itself (APID is the timeout wrapper)
 CHECKS=$((CHECKS + 1))
 [ "$tracer" != 0 ] && [ "$(cat "/proc/$tracer/comm")" = hp-apply ] || fail "victim not traced by hp-apply"
 newborn_traced() { # a thread that did not exist before hp-apply started, stopped and traced by it
@@ -58,10 +51,10 @@ newborn_traced() { # a thread that did not exist before hp-apply started, stoppe
 }
 wait_until "no thread born while hp-apply was attached is traced by it" newborn_traced
 CHECKS=$((CHECKS + 1))
-echo go >&"$hold"
-set +e; wait "$apid"; rc=$?; set -e
+release_apply
+wait_apply
 CHECKS=$((CHECKS + 1))
-[ "$rc" -eq 0 ] || fail "held hp-apply exited $rc: $(cat "$T/held.err")"
+[ "$RC" -eq 0 ] || fail "held hp-apply exited $RC: $(cat "$T/held.err")"
 jq -e '.ok and .record.state == "applied"' "$T/held.out" >/dev/null || fail "held apply: $(cat "$T/held.out")"
 alive "held apply"
 after_round new apply
