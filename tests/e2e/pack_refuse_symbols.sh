@@ -63,4 +63,8 @@ expect_err "comes before any --target"
 expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace use_a -o "$T/Bad Name.hpk"
 error_is usage
 expect_err "give --id"
+desc=$(printf '%65537s' '')
+expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace use_a --description "$desc" -o "$T/x.hpk"
+error_is usage
+expect_err "hp-pack: error: --description is longer than 64 KiB"
 [ ! -e "$T/x.hpk" ] || fail "a refused pack wrote a package"
