@@ -13,6 +13,7 @@
  *   kill-mmap    SECCOMP_RET_KILL_PROCESS on mmap when prot has PROT_EXEC; any other
  *                architecture is killed too; everything else allowed (malloc keeps working)
  *   errno-memfd  SECCOMP_RET_ERRNO(EPERM) on memfd_create, with the same architecture check
+ *   errno-mmap   SECCOMP_RET_ERRNO(EPERM) on mmap when prot has PROT_EXEC, the same check
  *   allow-log    two filters: allow everything, then (newest) SECCOMP_RET_LOG on mmap
  *   strict       SECCOMP_MODE_STRICT: only read, write, _exit and sigreturn; served with
  *                raw read/write (no stdio, which may allocate)
@@ -77,6 +78,18 @@ static struct sock_filter errno_memfd[] = {
     STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
     STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
     JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_memfd_create, 0, 1),
+    STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+    STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+};
+
+static struct sock_filter errno_mmap[] = {
+    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, NATIVE_ARCH, 1, 0),
+    STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+    STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 0, 3),
+    STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(2)), /* prot */
+    JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 0, 1),
     STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
     STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 };
@@ -177,7 +190,8 @@ static void* worker(void* arg) {
 int main(int argc, char** argv) {
     if (argc != 2) {
         fprintf(stderr,
-                "usage: seccomp_victim none|kill-mmap|errno-memfd|allow-log|strict|thread-kill\n");
+                "usage: seccomp_victim none|kill-mmap|errno-memfd|errno-mmap|allow-log|strict|"
+                "thread-kill\n");
         return 2;
     }
     const char* mode = argv[1];
@@ -192,6 +206,8 @@ int main(int argc, char** argv) {
         install(kill_mmap, LEN(kill_mmap));
     } else if (strcmp(mode, "errno-memfd") == 0) {
         install(errno_memfd, LEN(errno_memfd));
+    } else if (strcmp(mode, "errno-mmap") == 0) {
+        install(errno_mmap, LEN(errno_mmap));
     } else if (strcmp(mode, "allow-log") == 0) {
         install(allow_all, LEN(allow_all));
         install(log_mmap, LEN(log_mmap));
