@@ -7,12 +7,13 @@ cc_x86 -shared -fPIC -o "$T/patch.so" "$HP_SRC/tests/targets/patch.c"
 hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/fix-compute.hpk" >/dev/null
 start_victim v "$T/victim"
 expect_answer 5 "6 4 1"
+exec_snapshot "$VPID" >"$T/before"
 
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/fix-compute.hpk"
 cp "$T/out" "$T/apply.json"
 jq_ok ".schema == \"hotpatch.apply/1\" and .ok and .action == \"apply\" and .pid == $VPID and .id == \"fix-compute\""
 jq_ok '.record.state == "applied" and (.record.sites | length == 1) and .record.sites[0].function == "compute"'
-jq_ok '.timings.freeze_us >= 0 and .timings.total_us > 0'
+jq_ok '.timings.freeze_us > 0 and .timings.total_us > .timings.freeze_us'
 # compute is now scale(x) + strlen("patched") = 3x + 7, and still counts calls.
 expect_answer 5 "22 4 2"
 expect_answer 1 "10 0 3"
@@ -34,6 +35,9 @@ expect_exit 0 hp-apply -p "$VPID" --revert fix-compute
 jq_ok '.ok and .action == "revert" and .record.state == "reverted" and .unmapped == true'
 expect_answer 5 "6 4 4"
 grep -q "hotpatch:" "/proc/$VPID/maps" && fail "the patch mapping is still there after revert"
+exec_snapshot "$VPID" >"$T/after"
+CHECKS=$((CHECKS + 1))
+diff "$T/before" "$T/after" >&2 || fail "executable mappings differ after revert"
 expect_exit 0 hp-verify -p "$VPID"
 jq_ok '.ok and (.patches | length == 0)'
 expect_exit 1 hp-apply -p "$VPID" --revert fix-compute

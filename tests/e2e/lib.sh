@@ -80,7 +80,9 @@ expect_answer() {
     CHECKS=$((CHECKS + 1))
     [ "$REPLY" = "$2" ] || fail "victim answered '$REPLY' to '$1', expected '$2'"
 }
-# Every executable mapping of a process, bytes included, as one hash per mapping.
+# Every executable mapping of a process, bytes included, as one hash per mapping. A
+# mapping that cannot be read whole fails the snapshot (and so the test): a skipped
+# mapping would hide a change. ([vsyscall] is not readable through /proc/PID/mem.)
 exec_snapshot() {
     python3 - "$1" <<'PY'
 import sys, hashlib
@@ -89,14 +91,16 @@ mem = open(f"/proc/{pid}/mem", "rb", 0)
 for line in open(f"/proc/{pid}/maps"):
     f = line.split()
     lo, hi = (int(x, 16) for x in f[0].split("-"))
-    if "x" not in f[1] or (len(f) > 5 and f[5] in ("[vsyscall]",)):
+    if "x" not in f[1] or (len(f) > 5 and f[5] == "[vsyscall]"):
         continue
     mem.seek(lo)
     try:
         data = mem.read(hi - lo)
-    except OSError:
-        continue
-    print(f[0], f[1], f[5] if len(f) > 5 else "", hashlib.sha256(data).hexdigest())
+    except OSError as e:
+        sys.exit(f"exec_snapshot: cannot read {line.strip()}: {e}")
+    if len(data) != hi - lo:
+        sys.exit(f"exec_snapshot: read {len(data)} of {hi - lo} bytes of {line.strip()}")
+    print(f[0], f[1], " ".join(f[5:]), hashlib.sha256(data).hexdigest())
 PY
 }
 
@@ -117,6 +121,30 @@ track_child() {
     local c
     c=$(pgrep -P "$1") || fail "process $1 has no child to track"
     HP_PIDS+=($c)
+}
+# hold_apply STEP NAME ARGS...: start `hp-apply ARGS` (60 s watchdog) that stops at the
+# test hold point STEP (HOTPATCH_TEST_HOLD, man hp-apply), and return once it holds
+# there. Its output goes to $T/NAME.out and $T/NAME.err; APID is its PID's wrapper.
+# release_apply lets it go on; wait_apply waits for it and leaves its exit status in RC.
+hold_apply() {
+    local step=$1 name=$2
+    shift 2
+    mkfifo "$T/$name.hold"
+    HOTPATCH_TEST_HOLD=$step HOTPATCH_TEST_HOLD_FD=3 timeout 60 hp-apply "$@" \
+        3<"$T/$name.hold" >"$T/$name.out" 2>"$T/$name.err" &
+    APID=$!
+    HP_PIDS+=("$APID")
+    exec {HOLD}>"$T/$name.hold"
+    wait_until "hp-apply never held at $step" grep -q "holding at $step" "$T/$name.err"
+    track_child "$APID"
+}
+release_apply() { echo go >&"$HOLD"; }
+wait_apply() {
+    set +e
+    wait "$APID"
+    RC=$?
+    set -e
+    exec {HOLD}>&-
 }
 # hold_apply STEP NAME ARGS...: start `hp-apply ARGS` (60 s watchdog) that stops at the
 # test hold point STEP (HOTPATCH_TEST_HOLD, man hp-apply), and return once it holds
