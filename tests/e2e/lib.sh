@@ -146,30 +146,6 @@ wait_apply() {
     set -e
     exec {HOLD}>&-
 }
-# hold_apply STEP NAME ARGS...: start `hp-apply ARGS` (60 s watchdog) that stops at the
-# test hold point STEP (HOTPATCH_TEST_HOLD, man hp-apply), and return once it holds
-# there. Its output goes to $T/NAME.out and $T/NAME.err; APID is its PID's wrapper.
-# release_apply lets it go on; wait_apply waits for it and leaves its exit status in RC.
-hold_apply() {
-    local step=$1 name=$2
-    shift 2
-    mkfifo "$T/$name.hold"
-    HOTPATCH_TEST_HOLD=$step HOTPATCH_TEST_HOLD_FD=3 timeout 60 hp-apply "$@" \
-        3<"$T/$name.hold" >"$T/$name.out" 2>"$T/$name.err" &
-    APID=$!
-    HP_PIDS+=("$APID")
-    exec {HOLD}>"$T/$name.hold"
-    wait_until "hp-apply never held at $step" grep -q "holding at $step" "$T/$name.err"
-    track_child "$APID"
-}
-release_apply() { echo go >&"$HOLD"; }
-wait_apply() {
-    set +e
-    wait "$APID"
-    RC=$?
-    set -e
-    exec {HOLD}>&-
-}
 # tracer_of PID: the TracerPid of a process (0 when not traced).
 tracer_of() { awk '/TracerPid/ {print $2}' "/proc/$1/status"; }
 is_traced() { [ "$(tracer_of "$1")" != 0 ]; }
