@@ -200,7 +200,9 @@ after_kill() {
 clean_victim() {
     CHECKS=$((CHECKS + 1))
     ! grep -q hotpatch "/proc/$VPID/maps" || fail "a hotpatch mapping is left: $(grep hotpatch "/proc/$VPID/maps")"
-    ! ls -l "/proc/$VPID/fd" | grep -q "memfd:hotpatch" || fail "a hotpatch memfd descriptor is left open"
+    local fds
+    fds=$(ls -l "/proc/$VPID/fd")
+    [[ $fds != *memfd:hotpatch* ]] || fail "a hotpatch memfd descriptor is left open"
     expect_answer state oooooooooooooooooooo
 }
 # repair ID PACKAGE HOW: bring the victim back to all-old after after_kill: HOW = apply
