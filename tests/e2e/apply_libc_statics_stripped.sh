@@ -6,7 +6,7 @@ cc_x86 -o "$T/victim" "$HP_SRC/tests/targets/victim.c"
 cc_x86 -shared -fPIC -o "$T/patch.so" "$HP_SRC/tests/targets/libc_patch.c"
 hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/libc.hpk" >/dev/null
 strip "$T/victim"
-nm "$T/victim" 2>&1 | grep -q "no symbols" || fail "fixture: victim not stripped"
+[[ $(nm "$T/victim" 2>&1) == *"no symbols"* ]] || fail "fixture: victim not stripped"
 start_victim v "$T/victim"
 expect_answer 4 "5 3 1"
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/libc.hpk"

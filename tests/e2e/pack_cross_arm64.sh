@@ -15,7 +15,7 @@ bid=$(aarch64-linux-gnu-readelf -n "$T/victim" | awk '/Build ID/ {print $3}')
 jq_ok ".manifest.targets[0].build_id == \"$bid\""
 site=$(jq -r '.functions[0].site.address' "$T/out")
 word=$(aarch64-linux-gnu-objdump -d --start-address="$site" --stop-address=$((site + 4)) "$T/victim" |
-    awk -F'\t' '/^ *[0-9a-f]+:/ {print $2; exit}' | tr -d ' ')
+    awk -F'\t' '/^ *[0-9a-f]+:/ && !n++ {print $2}' | tr -d ' ')
 # objdump prints the word big-endian; the document has the bytes in memory order.
 le=$(echo "$word" | sed 's/\(..\)\(..\)\(..\)\(..\)/\4\3\2\1/')
 jq_ok ".functions[0].site.expected | startswith(\"$le\")"
@@ -23,7 +23,8 @@ jq_ok ".functions[0].site.expected | startswith(\"$le\")"
 # With -mbranch-protection=standard a leaf function starts with `bti c`, which is kept.
 expect_exit 0 hp-pack "$T/patch.so" --target "$T/victim-pac" --replace compute -o "$T/arm-pac.hpk"
 expect_exit 0 hp-inspect --disasm "$T/arm-pac.hpk"
-aarch64-linux-gnu-objdump -d "$T/victim-pac" | grep -A1 '<compute>:' | grep -q 'bti' || fail "compute does not start with bti c"
+aarch64-linux-gnu-objdump -d "$T/victim-pac" | awk '/<compute>:/ {getline; found = /bti/} END {exit !found}' ||
+    fail "compute does not start with bti c"
 jq_ok '.functions[0].site.offset == 4 and .functions[0].site.length == 4 and .functions[0].site.landing_pad == false'
 
 # A function entered through paciasp: the site starts at the entry, its patched bytes are

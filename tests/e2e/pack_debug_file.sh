@@ -7,7 +7,7 @@ bid=$(readelf -n "$T/victim" | awk '/Build ID/ {print $3}')
 mkdir -p "$T/debug/.build-id/${bid:0:2}"
 objcopy --only-keep-debug "$T/victim" "$T/debug/.build-id/${bid:0:2}/${bid:2}.debug"
 strip "$T/victim"
-nm "$T/victim" 2>&1 | grep -q "no symbols" || fail "fixture: victim still has symbols"
+[[ $(nm "$T/victim" 2>&1) == *"no symbols"* ]] || fail "fixture: victim still has symbols"
 
 # Without the debug file, compute (not exported) cannot be found.
 expect_exit 2 hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/x.hpk"

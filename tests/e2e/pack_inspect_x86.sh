@@ -63,7 +63,7 @@ expect_exit 0 hp-inspect --disasm "$T/fix-1.hpk"
 jq_ok '.functions[0].site_disasm | length >= 1'
 jq_ok '[.functions[0].replacement_disasm[].text] | any(test("^ret"))'
 first=$(objdump -d -M intel --start-address="$site" --stop-address=$((site + len)) "$T/victim" |
-    awk -F'\t' '/^ *[0-9a-f]+:/ {print $3; exit}' | awk '{print $1}')
+    awk -F'\t' '/^ *[0-9a-f]+:/ && !n++ {print $3}' | awk '{print $1}')
 jq_ok ".functions[0].site_disasm[0].text | startswith(\"$first\")"
 
 # The text form for a terminal.

@@ -40,7 +40,7 @@ error_is bad-input
 expect_err "hp-pack: error: $T/p.so: replacement 'value' is not a function"
 
 # By address: one of the twins, which has a name of its own in .symtab.
-addr=$(nm "$T/prog" | awk '$3 == "twin" {print "0x" $1; exit}')
+addr=$(nm "$T/prog" | awk '$3 == "twin" && !n++ {print "0x" $1}')
 expect_exit 0 hp-pack "$T/p.so" --target "$T/prog" --replace "$addr=use_a" -o "$T/ok.hpk"
 jq_ok ".manifest.targets[0].functions[0].symbol == \"twin\" and .manifest.targets[0].functions[0].address == \"$(printf '0x%x' "$addr")\""
 

@@ -9,7 +9,8 @@ expect_exit 0 hp-pack --keygen ops --key-dir "$T/keys"
 jq_ok '.ok and .keygen.name == "ops" and (.keygen.key_id | test("^[0-9a-f]{16}$"))'
 kid=$(jq -r .keygen.key_id "$T/out")
 [ "$(stat -c %a "$T/keys/ops.key")" = 600 ] || fail "secret key file is not mode 600"
-head -1 "$T/keys/ops.pub" | grep -q '^hotpatch-public-key-v1 ed25519$' || fail "public key header"
+read -r header <"$T/keys/ops.pub"
+[ "$header" = "hotpatch-public-key-v1 ed25519" ] || fail "public key header"
 expect_exit 2 hp-pack --keygen ops --key-dir "$T/keys"
 error_is usage
 expect_err "already exists"

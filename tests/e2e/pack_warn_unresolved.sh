@@ -8,7 +8,8 @@ int work(int x) { return helper(x) + 1; }
 int main(int c, char **v) { (void)v; return work(c); }
 SRC
 cc_x86 -o "$T/v" "$T/v.c"
-nm "$T/v" | grep -qw helper && fail "fixture: helper was not inlined"
+syms=$(nm "$T/v")
+grep -qw helper <<<"$syms" && fail "fixture: helper was not inlined"
 cat >"$T/p.c" <<'SRC'
 int helper(int x);
 int work(int x) { return helper(x) + 2; }
