@@ -563,6 +563,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         for (const SiteRecord& s : rec.sites) {
             mem.write(s.address, s.patched);
             ++written;
+            fault_point("site");
             if (written == 1) fault_point("first-site");
         }
         Bytes state(4);
@@ -596,6 +597,43 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
 
 namespace {
 
+// Unmaps the code of the reverted `rec` when no thread uses it; every thread of `tracer`
+// is stopped. A failure only means the code stays mapped, which `out` says, never an
+// error. Unmapping needs every word that could point into it gone, function pointers to
+// the replacements included.
+void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
+                  const Record& rec, Clock::time_point deadline, Outcome& out) {
+    fault_point("unmapping");
+    try {
+        std::vector<CodeRange> whole;
+        for (const auto& r : rec.mappings) whole.push_back({r.start, r.end, "it", {}});
+        auto busy = code_in_use(tracer, mem, maps, whole);
+        if (!busy) {
+            auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
+            // A filter that refuses munmap keeps the code mapped instead of killing the target.
+            std::vector<ptrace::InjectedCall> calls;
+            for (const auto& r : rec.mappings)
+                calls.push_back({arch::syscalls(arch::host()).munmap, {r.start, r.end - r.start, 0, 0, 0, 0}, "munmap"});
+            for (const auto& th : tracer.threads())
+                if (ptrace::seccomp_info(pid, th.tid).mode != 0)
+                    ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
+            for (const auto& r : rec.mappings) {
+                std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
+                                                        {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
+                if (rc < 0) {
+                    out.keep_reason = fmt::format("munmap failed: {}", std::strerror(static_cast<int>(-rc)));
+                    break;
+                }
+            }
+            out.unmapped = out.keep_reason.empty();
+        } else {
+            out.keep_reason = *busy;
+        }
+    } catch (const Error& e) {
+        out.keep_reason = e.what();
+    }
+}
+
 // Reverts `rec` (found in `records`) with the process lock held: restores its sites (or
 // hands its original bytes to a patch above), marks it reverted, unmaps its code when no
 // thread uses it.
@@ -617,11 +655,13 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
             restore.push_back(s);
             continue;
         }
+        if (cur == s.original) continue; // restored by a revert that was interrupted
         Record* above = nullptr;
         for (Record& r : records) {
             if (&r == &rec || r.state != State::Applied) continue;
             for (SiteRecord& o : r.sites)
-                if (o.address == s.address && o.original == s.patched) {
+                // (o.original == s.original: handed over by a revert that was interrupted)
+                if (o.address == s.address && (o.original == s.patched || o.original == s.original)) {
                     o.original = s.original;
                     o.supersedes = s.supersedes;
                     above = &r;
@@ -653,6 +693,7 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         for (const SiteRecord& s : restore) {
             mem.write(s.address, s.original);
             ++written;
+            fault_point("restored");
         }
         Bytes state(4);
         store_le32(state.data(), static_cast<std::uint32_t>(State::Reverted));
@@ -668,37 +709,7 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         throw;
     }
     rec.state = State::Reverted;
-    // The revert itself is done and recorded; from here on a failure only means the code
-    // stays mapped, which the document says, never an error. Unmapping needs every word
-    // that could point into it gone, function pointers to the replacements included.
-    try {
-        std::vector<CodeRange> whole;
-        for (const auto& r : rec.mappings) whole.push_back({r.start, r.end, "it", {}});
-        auto busy = code_in_use(tracer, mem, maps, whole);
-        if (!busy) {
-            auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
-            // A filter that refuses munmap keeps the code mapped instead of killing the target.
-            std::vector<ptrace::InjectedCall> calls;
-            for (const auto& r : rec.mappings)
-                calls.push_back({arch::syscalls(arch::host()).munmap, {r.start, r.end - r.start, 0, 0, 0, 0}, "munmap"});
-            for (const auto& th : tracer.threads())
-                if (ptrace::seccomp_info(pid, th.tid).mode != 0)
-                    ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
-            for (const auto& r : rec.mappings) {
-                std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
-                                                        {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
-                if (rc < 0) {
-                    out.keep_reason = fmt::format("munmap failed: {}", std::strerror(static_cast<int>(-rc)));
-                    break;
-                }
-            }
-            out.unmapped = out.keep_reason.empty();
-        } else {
-            out.keep_reason = *busy;
-        }
-    } catch (const Error& e) {
-        out.keep_reason = e.what();
-    }
+    unmap_unused(pid, tracer, mem, maps, rec, deadline, out);
     Clock::time_point last = tracer.resume_all();
     out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
     out.timings.switch_us = us_since(ts);
@@ -716,6 +727,7 @@ void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<pro
         for (int fd : d.fds) calls_to_make.push_back({nr.close, {static_cast<std::uint64_t>(fd), 0, 0, 0, 0, 0}});
     }
     if (calls_to_make.empty()) return;
+    fault_point("debris");
     auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
     ptrace::Tracer tracer(pid, deadline);
     std::vector<ptrace::InjectedCall> calls;
@@ -745,16 +757,20 @@ void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<pro
 
 } // namespace
 
-// With the lock held, nobody else is mid-apply: a record still "preparing" and debris are
-// what killed runs left. Rolls them back. Returns whether anything was done.
+// With the lock held, nobody else is mid-apply: a record still "preparing", one half
+// reverted, and debris are what killed runs left. Rolls the apply back or finishes the
+// revert. Returns whether anything was done.
 static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
                    std::vector<Record>& records, Clock::time_point deadline, std::vector<std::string>& done) {
     bool any = false;
     for (Record& r : records) {
-        if (r.state != State::Preparing) continue;
+        const bool reverting = half_reverted(mem, r);
+        if (r.state != State::Preparing && !reverting) continue;
         Outcome o;
         revert_locked(pid, mem, maps, records, r, deadline, Consistency::Entry, o);
-        done.push_back(fmt::format("rolled back the interrupted apply of '{}'{}", r.id,
+        done.push_back(fmt::format("{} '{}'{}",
+                                   reverting ? "finished the interrupted revert of" : "rolled back the interrupted apply of",
+                                   r.id,
                                    o.unmapped ? "" : " (its code stays mapped: " + o.keep_reason + ")"));
         any = true;
     }
@@ -797,6 +813,21 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
             out.record.instance = inst;
             out.record.state = State::Reverted;
             out.unmapped = true;
+            out.timings.total_us = us_since(t0);
+            return out;
+        }
+        if (rec != nullptr) {
+            // Reverted, its code kept mapped (a thread was using it, or a revert was killed
+            // before unmapping): try the unmap again.
+            ptrace::Tracer tracer(pid, deadline);
+            auto ts = Clock::now();
+            Clock::time_point first = tracer.stop_all(deadline);
+            unmap_unused(pid, tracer, mem, maps, *rec, deadline, out);
+            Clock::time_point last = tracer.resume_all();
+            out.timings.freeze_us =
+                static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
+            out.timings.switch_us = us_since(ts);
+            out.record = *rec;
             out.timings.total_us = us_since(t0);
             return out;
         }

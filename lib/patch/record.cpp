@@ -195,4 +195,13 @@ std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>&
     return out;
 }
 
+bool half_reverted(const proc::Memory& mem, const Record& r) {
+    if (r.state != State::Applied) return false;
+    for (const SiteRecord& s : r.sites) {
+        Bytes cur(s.original.size());
+        if (mem.read_fallible(s.address, cur.data(), cur.size()) && cur == s.original) return true;
+    }
+    return false;
+}
+
 } // namespace hp::patch

@@ -84,6 +84,11 @@ struct Debris {
 std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>& maps,
                                 const std::vector<Record>& records);
 
+// Whether an applied record has a site already holding its original bytes: what a revert
+// killed between its site writes leaves. hp-verify names it; the next hp-apply, or
+// hp-apply --revert with its id, finishes the revert.
+bool half_reverted(const proc::Memory& mem, const Record& r);
+
 // Offsets of the header fields, for the single-word writes.
 constexpr std::uint64_t kStateOffset = 12;
 constexpr std::uint64_t kFreezeOffset = 24;

@@ -30,6 +30,7 @@ bool verify_process(proc::Pid pid, json& doc) {
     json patches = json::array();
     std::vector<std::string> problems;
     for (const Record& r : records) {
+        const bool reverting = half_reverted(mem, r); // a revert killed between its site writes
         json pj = {{"id", r.id}, {"state", std::string(state_name(r.state))}, {"package_sha256", r.package_sha256},
                    {"time", r.time}, {"freeze_us", r.freeze_us}, {"sites", json::array()}};
         for (const SiteRecord& s : r.sites) {
@@ -53,7 +54,7 @@ bool verify_process(proc::Pid pid, json& doc) {
             json sj = {{"function", s.function}, {"module", s.module}, {"address", hex_addr(s.address)},
                        {"status", status}, {"expected", to_hex(r.state == State::Applied ? s.patched : s.original)},
                        {"found", readable ? to_hex(cur) : ""}, {"ok", good}};
-            if (!good && r.state != State::Preparing) // a half state gets one headline below
+            if (!good && r.state != State::Preparing && !reverting) // a half state gets one headline below
                 problems.push_back(fmt::format("patch '{}': site of {} at {} is {} (holds {}, expected {})", r.id,
                                                site_label(s), hex_addr(s.address), status, readable ? to_hex(cur) : "?",
                                                to_hex(s.patched)));
@@ -68,6 +69,16 @@ bool verify_process(proc::Pid pid, json& doc) {
                                            "apply was interrupted); the next hp-apply -p {} rolls it back, as does "
                                            "hp-apply -p {} --revert {}",
                                            r.id, written, r.sites.size(), pid, pid, r.id));
+        }
+        if (reverting) {
+            std::size_t restored = 0;
+            for (const json& sj : pj["sites"]) restored += sj["status"] == "original" ? 1 : 0;
+            pj["interrupted"] = fmt::format("{} of {} sites restored", restored, r.sites.size());
+            problems.insert(problems.begin(),
+                            fmt::format("patch '{}' is half reverted (state applied, {} of {} sites restored: a revert "
+                                        "was interrupted); hp-apply -p {} --revert {} finishes the revert, as does the "
+                                        "next hp-apply -p {}",
+                                        r.id, restored, r.sites.size(), pid, r.id, pid));
         }
         patches.push_back(std::move(pj));
     }

@@ -163,8 +163,11 @@ build_many() {
 }
 # after_kill ID: after an hp-apply of patch ID was killed, the victim lives, behaves
 # all-old, all-new or (only when hp-verify names a half state) mixed, never anything else;
-# hp-verify -p shows no trace (OUTCOME=none), the complete patch (complete), or a named
-# half state (half). The hp-verify document is left in $T/verify.json.
+# hp-verify -p shows no trace (OUTCOME=none), the complete patch (complete), the patch
+# reverted with its code still mapped (kept: a revert killed before it unmapped), or a
+# named half state (half: an apply or a revert interrupted between its writes, or the
+# remains of an apply killed before its record). The hp-verify document is left in
+# $T/verify.json.
 after_kill() {
     local id=$1 rc n
     kill -0 "$VPID" 2>/dev/null || fail "the victim died"
@@ -187,9 +190,15 @@ after_kill() {
         [ "$rc" -eq 0 ] || fail "hp-verify exited $rc on a complete patch"
         [[ $state =~ ^n+$ ]] || fail "patch recorded complete, but the victim behaves $state"
         OUTCOME=complete
+    elif jq -e --arg id "$id" '.patches | length == 1 and .[0].id == $id and .[0].state == "reverted" and
+                (.[0].sites | length == 20 and all(.status == "original"))' "$T/verify.json" >/dev/null; then
+        [ "$rc" -eq 0 ] || fail "hp-verify exited $rc on a reverted patch"
+        [[ $state =~ ^o+$ ]] || fail "patch recorded reverted, but the victim behaves $state"
+        OUTCOME=kept
     else
         [ "$rc" -eq 1 ] || fail "hp-verify exited $rc on a half state: $(cat "$T/verify.json")"
-        jq -e --arg id "$id" '.patches | all(.id == $id and (.state == "preparing" or .state == "debris"))' \
+        jq -e --arg id "$id" '.patches | all(.id == $id and (.state == "preparing" or .state == "debris" or
+                (.state == "applied" and has("interrupted"))))' \
             "$T/verify.json" >/dev/null || fail "unexpected patches: $(cat "$T/verify.json")"
         grep -q "interrupted" "$T/verify.err" || fail "hp-verify does not name the half state: $(cat "$T/verify.err")"
         OUTCOME=half
@@ -206,12 +215,17 @@ clean_victim() {
     expect_answer state oooooooooooooooooooo
 }
 # repair ID PACKAGE HOW: bring the victim back to all-old after after_kill: HOW = apply
-# (the next hp-apply repairs and applies, then a revert) or revert (--revert repairs).
+# (the next hp-apply repairs and applies, then a revert) or revert (--revert repairs);
+# code kept mapped is unmapped by --revert again.
 repair() {
     local id=$1 pkg=$2 how=$3
     case $OUTCOME in
     none) ;;
     complete) expect_exit 0 hp-apply -p "$VPID" --revert "$id" ;;
+    kept)
+        expect_exit 0 hp-apply -p "$VPID" --revert "$id"
+        jq_ok '.unmapped == true'
+        ;;
     half)
         if [ "$how" = apply ]; then
             expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$pkg"
