@@ -685,6 +685,32 @@ struct Tracer::Impl {
 
     // ---- borrowing one thread ----
 
+    // The signal-return trampoline a guarded thread returns through, 0 when there is none
+    // or guards cannot work here (a shadow stack would refuse the unbalanced return).
+    // Searched once, before the first thread is held (remote_syscall): reading /proc and
+    // scanning libc takes ~1 ms, which a held thread would feel as a stall longer than the
+    // freeze itself (docs/performance.md).
+    std::uint64_t find_trampoline() {
+        if (trampoline) return *trampoline;
+        trampoline = 0;
+        try {
+            const arch::Arch a = arch::host();
+            if (!mem) mem = std::make_unique<proc::Memory>(pid, false);
+            std::string status = read_small(fmt::format("/proc/{}/status", pid));
+            if (status_field(status, "x86_Thread_features").find("shstk") != std::string::npos)
+                return 0;
+            maps = proc::read_maps(pid);
+            for (ByteView pat : arch::sigreturn_trampolines(a))
+                if (std::uint64_t at = find_code(*mem, maps, pat, a); at != 0) {
+                    trampoline = at;
+                    break;
+                }
+        } catch (const Error&) {
+            trampoline = 0;
+        }
+        return *trampoline;
+    }
+
     // The death guard for a thread borrowed with `saved` registers to run a system call at
     // `insn` (see detail::build_guard), when the process allows one: `insn` is followed by
     // a return, a signal-return trampoline exists in its code, and no shadow stack (x86
@@ -694,20 +720,7 @@ struct Tracer::Impl {
                                            std::uint64_t top) {
         const arch::Arch a = arch::host();
         try {
-            if (!mem) mem = std::make_unique<proc::Memory>(pid, false);
-            if (!trampoline) {
-                trampoline = 0;
-                std::string status = read_small(fmt::format("/proc/{}/status", pid));
-                if (status_field(status, "x86_Thread_features").find("shstk") != std::string::npos)
-                    return std::nullopt;
-                maps = proc::read_maps(pid);
-                for (ByteView pat : arch::sigreturn_trampolines(a))
-                    if (std::uint64_t at = find_code(*mem, maps, pat, a); at != 0) {
-                        trampoline = at;
-                        break;
-                    }
-            }
-            if (*trampoline == 0) return std::nullopt;
+            if (find_trampoline() == 0) return std::nullopt;
             ByteView ret = arch::return_insn(a);
             Bytes after(ret.size());
             if (!mem->read_fallible(insn + detail::syscall_insn_size(), after.data(), after.size()) ||
@@ -1051,6 +1064,7 @@ std::int64_t Tracer::Impl::remote_syscall(Pid want, std::uint64_t insn, long nr,
                                           std::array<std::uint64_t, 6> args,
                                           Clock::time_point deadline, const StackArg* stack_arg) {
     bool was_stopped = false;
+    (void)find_trampoline(); // while every thread still runs
     Pid tid = acquire(want, deadline, was_stopped);
     if (want == 0) last_borrowed = tid;
     // Whatever happens, a thread we stopped for this call runs again afterwards (declared
