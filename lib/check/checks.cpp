@@ -1,8 +1,8 @@
 #include "check/checks.hpp"
 
-#include "arch/syscalls.hpp"
 #include "common/file.hpp"
 #include "patch/apply.hpp"
+#include "patch/injection.hpp"
 #include "patch/record.hpp"
 #include "ptrace/seccomp.hpp"
 #include "ptrace/tracer.hpp"
@@ -13,7 +13,6 @@
 #include <fmt/format.h>
 #include <fstream>
 #include <sstream>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
@@ -285,17 +284,8 @@ std::vector<Check> process_checks(proc::Pid pid) {
             out.push_back(fail("process.seccomp", "seccomp strict mode: only read/write/exit are allowed",
                                "such a process cannot be patched"));
         } else {
-            const auto& nr = arch::syscalls(arch::host());
-            const std::uint64_t fixed_noreplace = MAP_PRIVATE | 0x100000;
-            std::vector<ptrace::InjectedCall> calls = {
-                {nr.mmap, {0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, ~std::uint64_t{0}, 0}, "mmap"},
-                {nr.memfd_create, {0, 1, 0, 0, 0, 0}, "memfd_create"},
-                {nr.ftruncate, {3, 65536, 0, 0, 0, 0}, "ftruncate"},
-                {nr.mmap, {0, 65536, PROT_READ, fixed_noreplace, 3, 0}, "mmap"},
-                {nr.mmap, {0, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_FIXED, 3, 0}, "mmap"},
-                {nr.mmap, {0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, 3, 0}, "mmap"},
-                {nr.close, {3, 0, 0, 0, 0, 0}, "close"},
-                {nr.munmap, {0, 4096, 0, 0, 0, 0}, "munmap"}};
+            auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+            auto calls = patch::injected_calls(arch::host(), patch::typical_layout(page));
             ptrace::Tracer tracer(pid, ptrace::Clock::now() + std::chrono::seconds(5));
             tracer.stop_all(ptrace::Clock::now() + std::chrono::seconds(5));
             try {

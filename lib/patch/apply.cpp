@@ -4,6 +4,7 @@
 #include "doc/document.hpp"
 #include "loader/loader.hpp"
 #include "common/fault.hpp"
+#include "patch/injection.hpp"
 #include "patch/lock.hpp"
 #include "patch/stacks.hpp"
 #include "ptrace/seccomp.hpp"
@@ -24,9 +25,6 @@ using package::Function;
 using package::Manifest;
 
 namespace {
-
-constexpr long kMapFixedNoReplace = 0x100000; // MAP_FIXED_NOREPLACE (Linux 4.17); checked below
-constexpr long kMfdCloexec = 1;
 
 std::uint64_t us_since(Clock::time_point t) {
     return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
@@ -454,25 +452,11 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     {
         // DESIGN §6: our calls pass through the target's seccomp filters, and a "kill"
         // action would kill it. Filters are per thread and any thread may be borrowed:
-        // evaluate every call we will make, with its real flags, for every thread. The
-        // scratch address and the memfd number are not known yet: 0 and 3 stand in.
-        constexpr std::uint64_t kFd = 3;
-        const auto map_fnr = static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace);
-        std::vector<ptrace::InjectedCall> calls = {
-            {nr.memfd_create, {0, kMfdCloexec, 0, 0, 0, 0}, "memfd_create"},
-            {nr.ftruncate, {kFd, total + page * thunks.size(), 0, 0, 0, 0}, "ftruncate"},
-            {nr.mmap, {base, total, PROT_READ, map_fnr, kFd, 0}, "mmap"}};
-        for (const loader::Piece& p : img.pieces) {
-            std::uint64_t prot = PROT_READ | (p.exec ? PROT_EXEC : 0) | (p.write ? PROT_WRITE : 0);
-            calls.push_back({nr.mmap,
-                             {p.addr, p.bytes.size(), prot, MAP_PRIVATE | MAP_FIXED, kFd,
-                              rec.capacity + (p.addr - rec.payload_base)},
-                             "mmap"});
-        }
-        for (const Thunk& th : thunks)
-            calls.push_back({nr.mmap, {th.addr, page, PROT_READ | PROT_EXEC, map_fnr, kFd, th.file_offset}, "mmap"});
-        calls.push_back({nr.close, {kFd, 0, 0, 0, 0, 0}, "close"});
-        calls.push_back({nr.munmap, {base, total, 0, 0, 0, 0}, "munmap"}); // the undo path
+        // evaluate every call we will make, with its real flags, for every thread.
+        InjectionLayout layout{base, total, rec.payload_base, rec.capacity, {}, {}, page};
+        for (const loader::Piece& p : img.pieces) layout.pieces.push_back({p.addr, p.bytes.size(), p.exec, p.write});
+        for (const Thunk& th : thunks) layout.thunks.push_back({th.addr, th.file_offset});
+        std::vector<ptrace::InjectedCall> calls = injected_calls(m.arch, layout);
         bool filtered = false;
         for (proc::Pid tid : proc::threads(opt.pid))
             if (ptrace::seccomp_info(opt.pid, tid).mode != 0) filtered = true;
