@@ -7,6 +7,7 @@
 #include "ptrace/seccomp.hpp"
 #include "ptrace/tracer.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -171,27 +172,140 @@ std::vector<Check> host_checks() {
     return out;
 }
 
+namespace {
+
+// Fields of /proc/PID/stat after the command: field 3 (state) is [0], field 9 (flags) [6].
+std::vector<std::string> stat_fields(proc::Pid pid) {
+    auto stat = read_text(fmt::format("/proc/{}/stat", pid)).value_or("");
+    std::vector<std::string> out;
+    auto rp = stat.rfind(')');
+    if (rp == std::string::npos) return out;
+    std::istringstream in(stat.substr(rp + 1));
+    for (std::string f; in >> f;)
+        out.push_back(f);
+    return out;
+}
+
+// "Uid:" / "Gid:" of /proc/PID/status: real, effective, saved, filesystem.
+std::vector<long> id_list(proc::Pid pid, const char* key) {
+    std::istringstream in(status_field(pid, key));
+    std::vector<long> v;
+    for (long x; in >> x;)
+        v.push_back(x);
+    return v;
+}
+
+// The id that 0 inside the process's user namespace is, as we see it: 0 in the initial
+// namespace, and 0 too when 0 is not mapped (the kernel then uses the global root).
+long ns_root(proc::Pid pid, const char* map) {
+    std::ifstream f(fmt::format("/proc/{}/{}", pid, map));
+    long inside, outside, count;
+    while (f >> inside >> outside >> count)
+        if (inside == 0) return outside;
+    return 0;
+}
+
+// What we know of a process when asking why ptrace is refused.
+struct Facts {
+    std::vector<long> uid, gid;   // real, effective, saved, filesystem
+    std::optional<bool> dumpable; // nullopt: cannot tell
+    proc::Pid tracer = 0;
+    std::optional<int> yama; // ptrace_scope, when Yama is present
+};
+
+// Dumpable, from the kernel's own bookkeeping (task_dump_owner): the files in /proc/PID
+// belong to the process's effective uid and gid, except that when it is not dumpable
+// they are given to the root of its user namespace; the directory /proc/PID itself always
+// keeps the effective ids. Files root's and the directory not: not dumpable. A process
+// whose effective ids are that root already looks the same either way: unknown, not a
+// guess.
+std::optional<bool> dumpable(proc::Pid pid) {
+    struct stat dir {
+    }, file{};
+    if (::stat(fmt::format("/proc/{}", pid).c_str(), &dir) != 0 ||
+        ::stat(fmt::format("/proc/{}/maps", pid).c_str(), &file) != 0)
+        return std::nullopt;
+    long ruid = ns_root(pid, "uid_map"), rgid = ns_root(pid, "gid_map");
+    if (static_cast<long>(file.st_uid) != ruid || static_cast<long>(file.st_gid) != rgid)
+        return true;
+    if (static_cast<long>(dir.st_uid) == ruid && static_cast<long>(dir.st_gid) == rgid)
+        return std::nullopt;
+    return false;
+}
+
+// Why PTRACE_SEIZE was refused, from what was gathered: kernel/ptrace.c
+// __ptrace_may_access (uids, dumpable), then the security modules (Yama, SELinux,
+// AppArmor).
+std::string ptrace_denial(const Facts& f) {
+    std::vector<std::string> why;
+    bool privileged = have_cap_sys_ptrace();
+    long me = ::getuid(), my_gid = ::getgid();
+    auto id = [](const std::vector<long>& ids, std::size_t i) {
+        return i < ids.size() ? ids[i] : -1;
+    };
+    auto all_are = [&](const std::vector<long>& ids, long v) {
+        return id(ids, 0) == v && id(ids, 1) == v && id(ids, 2) == v;
+    };
+    if (f.tracer != 0)
+        why.push_back(
+            fmt::format("it is already traced by {} ({})", f.tracer, proc::comm(f.tracer)));
+    if (!privileged && !(all_are(f.uid, me) && all_are(f.gid, my_gid)))
+        why.push_back(fmt::format(
+            "it runs as uid {} (real, effective, saved: {} {} {}), we are uid {} without "
+            "CAP_SYS_PTRACE",
+            id(f.uid, 1), id(f.uid, 0), id(f.uid, 1), id(f.uid, 2), me));
+    if (!privileged && f.dumpable == false)
+        why.push_back("it is not dumpable (PR_SET_DUMPABLE 0, or a set-id program), which needs "
+                      "CAP_SYS_PTRACE");
+    if (f.yama == 3)
+        why.push_back("Yama ptrace_scope is 3 (no attach at all)");
+    else if (f.yama == 2 && !privileged)
+        why.push_back("Yama ptrace_scope 2 needs CAP_SYS_PTRACE");
+    else if (f.yama == 1 && !privileged)
+        why.push_back("Yama ptrace_scope 1: only its ancestors (or a tracer it named with "
+                      "PR_SET_PTRACER) may attach");
+    if (why.empty()) {
+        std::string lsm;
+        if (read_text("/sys/fs/selinux/enforce").value_or("") == "1") lsm = "SELinux (enforcing)";
+        if (read_text("/sys/module/apparmor/parameters/enabled").value_or("") == "Y")
+            lsm += std::string(lsm.empty() ? "" : " or ") + "AppArmor";
+        why.push_back(
+            lsm.empty()
+                ? "no uid, dumpable or Yama rule explains it: a security module or a container's "
+                  "seccomp profile may deny ptrace"
+                : "no uid, dumpable or Yama rule explains it: probably " + lsm);
+    }
+    std::string out;
+    for (const auto& w : why)
+        out += (out.empty() ? "" : "; ") + w;
+    return out;
+}
+
+} // namespace
+
 std::vector<Check> process_checks(proc::Pid pid) {
     std::vector<Check> out;
     proc::Instance inst;
     try {
         inst = proc::instance(pid);
     } catch (const Error& e) {
-        out.push_back(fail("process.exists", e.what(), "check the PID (pidof, systemctl show -p MainPID)"));
+        if (e.code() != ErrorCode::ProcessExited) {
+            out.push_back(fail("process.exists", e.what(), "check the PID (pidof, systemctl show -p MainPID)"));
+            return out;
+        }
+        // Every thread has exited: a zombie until its parent reaps it (a leader that
+        // exited while other threads run is alive, and instance() says so).
+        out.push_back(pass("process.exists", fmt::format("process {} ({}) exists, but has exited", pid, proc::comm(pid))));
+        out.push_back(fail("process.kind", "a zombie: it has exited and waits for its parent to reap it",
+                           "nothing runs in it any more: check the service's running process"));
         return out;
     }
-    out.push_back(pass("process.exists", fmt::format("process {} ({}), start time {}", pid, proc::comm(pid), inst.start_time)));
+    out.push_back(pass("process.exists",
+                       fmt::format("process {} ({}), start time {}", pid, proc::comm(pid), inst.start_time)));
     {
         // Kernel threads have PF_KTHREAD (0x00200000) in field 9 of /proc/PID/stat.
-        auto stat = read_text(fmt::format("/proc/{}/stat", pid)).value_or("");
-        auto rp = stat.rfind(')');
-        unsigned long flags = 0;
-        if (rp != std::string::npos) {
-            std::istringstream in(stat.substr(rp + 2));
-            std::string f;
-            for (int i = 3; i <= 9 && in >> f; ++i)
-                if (i == 9) flags = std::stoul(f);
-        }
+        auto st = stat_fields(pid);
+        unsigned long flags = st.size() > 6 ? std::stoul(st[6]) : 0;
         if (flags & 0x00200000) {
             out.push_back(fail("process.kind", "a kernel thread", "kernel threads cannot be patched"));
             return out;
@@ -249,31 +363,38 @@ std::vector<Check> process_checks(proc::Pid pid) {
     } catch (const Error& e) {
         out.push_back(fail("process.modules", e.what(), "run as root or as the process owner"));
     }
-    if (auto t = proc::tracer_pid(pid); t && *t != 0)
-        out.push_back(fail("process.traced", fmt::format("traced by {} ({})", *t, proc::comm(*t)),
+    Facts facts;
+    facts.uid = id_list(pid, "Uid");
+    facts.gid = id_list(pid, "Gid");
+    facts.tracer = proc::tracer_pid(pid).value_or(0);
+    if (auto y = read_text("/proc/sys/kernel/yama/ptrace_scope"))
+        facts.yama = std::atoi(y->c_str());
+    if (facts.tracer != 0)
+        out.push_back(fail("process.traced",
+                           fmt::format("traced by {} ({})", facts.tracer, proc::comm(facts.tracer)),
                            "detach the debugger or strace first"));
     else
         out.push_back(pass("process.traced", "not traced"));
-    {
-        struct stat st {};
-        std::string uid = status_field(pid, "Uid");
-        bool dumpable = true;
-        // The kernel hands the files in /proc/PID (not the directory) to root when the
-        // process is not dumpable.
-        if (::stat(fmt::format("/proc/{}/maps", pid).c_str(), &st) == 0 && !uid.empty() && std::atoi(uid.c_str()) != 0 &&
-            st.st_uid == 0)
-            dumpable = false;
-        if (dumpable) out.push_back(pass("process.dumpable", "dumpable"));
-        else out.push_back(warn("process.dumpable", "not dumpable (PR_SET_DUMPABLE 0 or a set-id program)",
-                                "only root (CAP_SYS_PTRACE) can patch it"));
-    }
+    facts.dumpable = dumpable(pid);
+    if (!facts.dumpable)
+        out.push_back(skip("process.dumpable",
+                           "unknown: its effective uid and gid are root's (of its user namespace), "
+                           "and root's /proc files look the same dumpable or not"));
+    else if (*facts.dumpable)
+        out.push_back(pass("process.dumpable", "dumpable"));
+    else
+        out.push_back(warn("process.dumpable",
+                           "not dumpable (PR_SET_DUMPABLE 0 or a set-id program)",
+                           "only root (CAP_SYS_PTRACE) can patch it"));
     try {
         // Seize and detach (Tracer's RAII): nothing is stopped, and nothing stays attached.
         ptrace::Tracer probe(pid, ptrace::Clock::now() + std::chrono::seconds(5));
         out.push_back(pass("process.ptrace", "ptrace is permitted (attached and detached without stopping it)"));
     } catch (const Error& e) {
-        out.push_back(fail("process.ptrace", fmt::format("ptrace is not permitted: {}", e.what()),
-                           "run as root, or as its owner when it is dumpable and Yama allows it"));
+        out.push_back(
+            fail("process.ptrace",
+                 fmt::format("ptrace is not permitted: {} ({})", ptrace_denial(facts), e.what()),
+                 "run as root, or as its owner when it is dumpable and Yama allows it"));
     }
     try {
         int mode = 0;
@@ -297,17 +418,93 @@ std::vector<Check> process_checks(proc::Pid pid) {
                 out.push_back(fail("process.seccomp", e.what(), "such a process cannot be patched safely"));
             }
         }
-        if (ptrace::seccomp_info(pid).no_new_privs)
-            out.push_back(pass("process.no-new-privs", "no_new_privs is set (informational)"));
     } catch (const Error& e) {
         out.push_back(fail("process.seccomp", std::string("cannot read the seccomp filters: ") + e.what(),
                            "run as root (reading filters needs CAP_SYS_ADMIN)"));
     }
+    if (status_field(pid, "NoNewPrivs") == "1")
+        out.push_back(pass("process.no-new-privs",
+                           "no_new_privs is set (informational: it does not restrict ptrace)"));
+    else
+        out.push_back(pass("process.no-new-privs", "no_new_privs is not set"));
     return out;
 }
 
-std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg, const std::string& sha,
-                                  const PackageOptions& opt) {
+namespace {
+
+// The plan's steps as checks, in plan order. A check passes when the plan got past its
+// step; the step that stopped the plan fails with the error; later ones are skipped.
+struct PlanCheck {
+    patch::PlanStep step;
+    const char* id;
+    const char* pass_detail;
+    const char* hint; // when the error is that step's own "no"
+};
+constexpr PlanCheck kPlanChecks[] = {
+    {patch::PlanStep::Package, "package.arch", "built for this host's architecture",
+     "pack it for this architecture"},
+    {patch::PlanStep::Process, "package.busy", "no other hp-apply is working on the process",
+     "wait for the other hp-apply"},
+    {patch::PlanStep::Records, "package.applied", "not applied yet",
+     "hp-verify -p PID shows the patches applied"},
+    {patch::PlanStep::Modules, "package.modules",
+     "every target module is loaded with a matching build-id",
+     "the package was built for another build of the binary"},
+    {patch::PlanStep::Sites, "package.sites", "every site holds the expected bytes",
+     "rebuild the package against this binary, or find what changed the code (hp-verify -p PID)"},
+    {patch::PlanStep::Reach, "package.reach", "free address ranges within branch reach were found",
+     "the address space near the target module is full"},
+    {patch::PlanStep::Symbols, "package.symbols",
+     "every symbol the payload needs resolves in the process",
+     "the process must provide every symbol the patch uses"},
+};
+
+// The error codes that are a step's own "no"; any other error is package.plan.
+bool own_error(patch::PlanStep step, ErrorCode code) {
+    switch (step) {
+    case patch::PlanStep::Package:
+        return code == ErrorCode::Unsupported;
+    case patch::PlanStep::Process:
+        return code == ErrorCode::Busy;
+    case patch::PlanStep::Records:
+        return code == ErrorCode::AlreadyApplied || code == ErrorCode::Busy;
+    case patch::PlanStep::Modules:
+        return code == ErrorCode::BuildIdMismatch;
+    case patch::PlanStep::Sites:
+        return code == ErrorCode::SiteMismatch;
+    case patch::PlanStep::Reach:
+        return code == ErrorCode::NotEligible || code == ErrorCode::Unsupported;
+    case patch::PlanStep::Symbols:
+        return code == ErrorCode::NotEligible;
+    case patch::PlanStep::Encoding:
+        return code == ErrorCode::Unsupported;
+    case patch::PlanStep::Done:
+        return false;
+    }
+    return false;
+}
+
+std::string plan_hint(ErrorCode code) {
+    switch (code) {
+    case ErrorCode::Permission:
+        return "run as root or as the process owner";
+    case ErrorCode::NoSuchProcess:
+    case ErrorCode::ProcessExited:
+        return "the process exited during the check";
+    case ErrorCode::BadPackage:
+        return "the package is damaged: rebuild it with hp-pack";
+    case ErrorCode::Unsupported:
+        return "hotpatch cannot apply this package to this process";
+    default:
+        return "run the check again; if it persists, report it with this document";
+    }
+}
+
+} // namespace
+
+std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg,
+                                  const std::string& sha, const PackageOptions& opt,
+                                  const std::vector<Check>& process) {
     std::vector<Check> out;
     if (!pkg.signature) {
         if (opt.allow_unsigned) out.push_back(warn("package.signature", "unsigned (allowed by --allow-unsigned)", ""));
@@ -322,36 +519,56 @@ std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg, co
             out.push_back(fail("package.signature", fmt::format("signed by key {}, not in {}", pkg.signature->key_id, dir),
                                "install its .pub in the trusted keys directory, or pass --allow-unsigned"));
     }
-    // The apply plan is the check: modules by build-id, site bytes, reach, symbols, not
-    // applied already — exactly what hp-apply will decide, with nothing touched.
+    // The plan reads the process's maps and memory: after a failed process check it
+    // needs, its checks would only repeat that failure.
+    static const char* const needs[] = {"process.exists", "process.kind", "process.arch",
+                                        "process.modules", "process.ptrace"};
+    for (const Check& c : process) {
+        if (c.status != "fail" ||
+            std::find(std::begin(needs), std::end(needs), c.id) == std::end(needs))
+            continue;
+        for (const PlanCheck& pc : kPlanChecks)
+            out.push_back(skip(pc.id, fmt::format("not checked: {} failed", c.id)));
+        out.push_back(skip("package.plan", fmt::format("not checked: {} failed", c.id)));
+        return out;
+    }
+    // The apply plan is the check: exactly what hp-apply will decide, with nothing touched.
     patch::ApplyOptions ao;
     ao.pid = pid;
     ao.dry_run = true;
     ao.allow_unsigned = true;
+    patch::PlanStep reached = patch::PlanStep::Package;
+    ao.step = &reached;
+    std::optional<Error> error;
+    std::size_t sites = 0;
     try {
-        auto r = patch::apply(pkg, sha, ao);
-        out.push_back(pass("package.modules", fmt::format("{} target module(s) loaded with matching build-id",
-                                                          pkg.manifest.targets.size())));
-        out.push_back(pass("package.sites", fmt::format("{} site(s) hold the expected bytes", r.record.sites.size())));
-        out.push_back(pass("package.reach", "a free range within branch reach was found"));
-        out.push_back(pass("package.symbols", fmt::format("{} symbol(s) the payload needs resolve in the process",
-                                                          pkg.manifest.undefined.size())));
-        out.push_back(pass("package.applied", "not applied yet"));
+        sites = patch::apply(pkg, sha, ao).record.sites.size();
     } catch (const Error& e) {
-        switch (e.code()) {
-        case ErrorCode::BuildIdMismatch:
-            out.push_back(fail("package.modules", e.what(), "the package was built for another build of the binary"));
-            break;
-        case ErrorCode::SiteMismatch: out.push_back(fail("package.sites", e.what(), "rebuild the package against this binary")); break;
-        case ErrorCode::AlreadyApplied: out.push_back(fail("package.applied", e.what(), "hp-verify -p PID shows it")); break;
-        case ErrorCode::Busy: out.push_back(fail("package.busy", e.what(), "wait for the other hp-apply")); break;
-        case ErrorCode::NotEligible:
-            out.push_back(fail(std::string(e.what()).find("reach") != std::string::npos ? "package.reach" : "package.symbols",
-                               e.what(), "the process must provide every symbol the patch uses"));
-            break;
-        default: throw;
+        error = e;
+    }
+    bool own = error && own_error(reached, error->code());
+    // The encoding fails only on a site another patch holds with another length.
+    patch::PlanStep failed =
+        reached == patch::PlanStep::Encoding ? patch::PlanStep::Sites : reached;
+    for (const PlanCheck& pc : kPlanChecks) {
+        if (own && pc.step == failed) {
+            out.push_back(fail(pc.id, error->what(), pc.hint));
+        } else if (pc.step < reached) {
+            out.push_back(pass(pc.id, pc.step == patch::PlanStep::Sites && !error
+                                          ? fmt::format("{} site(s) hold the expected bytes", sites)
+                                          : std::string(pc.pass_detail)));
+        } else {
+            out.push_back(skip(pc.id, "not checked: the plan stopped before it"));
         }
     }
+    if (!error)
+        out.push_back(pass("package.plan", "hp-apply's plan (a dry run) found nothing in the way"));
+    else if (own)
+        out.push_back(pass("package.plan", "the plan stopped at the failed check above"));
+    else
+        out.push_back(fail("package.plan",
+                           fmt::format("{} (error {})", error->what(), code_name(error->code())),
+                           plan_hint(error->code())));
     return out;
 }
 

@@ -27,7 +27,11 @@ struct PackageOptions {
     bool allow_unsigned = false;
     std::string keys_dir;
 };
-std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg, const std::string& package_sha256,
-                                  const PackageOptions& opt);
+// The signature, then the checks of hp-apply's plan (a dry run), each passing, failing
+// or skipped (when the plan stopped before it, or when a process check it needs in
+// `process` failed). An error of the plan that no check owns is package.plan.
+std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg,
+                                  const std::string& package_sha256, const PackageOptions& opt,
+                                  const std::vector<Check>& process);
 
 } // namespace hp::check

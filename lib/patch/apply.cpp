@@ -239,12 +239,17 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     Outcome out;
     auto t0 = Clock::now();
     auto deadline = t0 + opt.timeout;
+    auto step = [&](PlanStep st) {
+        if (opt.step) *opt.step = st;
+    };
+    step(PlanStep::Package);
     if (m.arch != arch::host())
         throw Error(ErrorCode::Unsupported, fmt::format("the package is for {}, this host is {}", arch::name(m.arch),
                                                         arch::name(arch::host())));
     check_signature_policy(pkg, opt);
 
     // ---- plan: no contact with the target beyond reading /proc ----
+    step(PlanStep::Process);
     proc::Instance inst = proc::instance(opt.pid);
     if (opt.expected && !(*opt.expected == inst))
         throw Error(ErrorCode::CheckFailed,
@@ -260,6 +265,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         mods = proc::modules(opt.pid, maps);
         records = find_records(mem, maps);
     }
+    step(PlanStep::Records);
     for (const Record& r : records) {
         if (r.id != m.id) continue;
         if (r.state == State::Applied)
@@ -274,6 +280,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
                                 m.id, opt.pid));
     }
 
+    step(PlanStep::Modules);
     std::vector<const proc::Module*> target_mods;
     for (const package::Target& t : m.targets) {
         const proc::Module* found = nullptr;
@@ -294,6 +301,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         target_mods.push_back(found);
     }
 
+    step(PlanStep::Sites);
     std::vector<PlannedSite> planned;
     for (std::size_t ti = 0; ti < m.targets.size(); ++ti) {
         const package::Target& t = m.targets[ti];
@@ -334,6 +342,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         }
     }
 
+    step(PlanStep::Reach);
     elf::ElfFile payload = elf::ElfFile::parse(pkg.payload, "payload", ErrorCode::BadPackage);
     const std::uint64_t page = page_size();
     std::uint64_t image = loader::image_size(payload);
@@ -407,6 +416,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         thunks.push_back(std::move(th));
     }
 
+    step(PlanStep::Symbols);
     loader::SymbolScope scope(mem, mods);
     auto resolve = [&](const package::Undefined& u) -> std::uint64_t {
         for (const package::Undefined& mu : m.undefined)
@@ -414,6 +424,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         return scope.resolve(u, m, target_mods);
     };
     loader::Image img = loader::link(payload, m.arch, rec.payload_base, resolve);
+    step(PlanStep::Encoding);
 
     for (std::size_t i = 0; i < planned.size(); ++i) {
         const Function& f = *planned[i].fn;
@@ -436,6 +447,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         }
     }
     out.timings.plan_us = us_since(t0);
+    step(PlanStep::Done);
     if (opt.dry_run) {
         out.record = std::move(rec);
         out.timings.total_us = us_since(t0);

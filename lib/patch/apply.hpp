@@ -19,6 +19,9 @@ namespace hp::patch {
 enum class Consistency { Entry, Stack };
 std::string_view consistency_name(Consistency c);
 
+// The steps of the plan, in order; a dry run tells hp-check which one stopped it.
+enum class PlanStep { Package, Process, Records, Modules, Sites, Reach, Symbols, Encoding, Done };
+
 struct ApplyOptions {
     proc::Pid pid = 0;
     std::chrono::milliseconds timeout{5000};
@@ -27,6 +30,7 @@ struct ApplyOptions {
     Consistency consistency = Consistency::Stack;
     std::string keys_dir;                   // "" = trusted_keys_dir()
     std::optional<proc::Instance> expected; // from a check document: refuse another instance
+    PlanStep* step = nullptr;               // when set: the step the plan is in (Done after it)
 };
 
 struct Timings {

@@ -1,6 +1,8 @@
 # hp-check's process checks, each passing and failing where this machine can produce it:
-# traced by strace, a seccomp filter that kills on executable mmap, a binary replaced on
-# disk after start, a package needing a symbol the process lacks. Exit 1 when any fails.
+# traced by strace, seccomp (a filter that kills on executable mmap, one that denies
+# memfd_create, strict mode; no_new_privs), a binary replaced on disk after start, a
+# package needing a symbol the process lacks, a kernel thread, a zombie, a PID that does
+# not exist. Exit 1 when any fails.
 source "$(dirname "$0")/lib.sh"
 cc_x86 -o "$T/victim" "$HP_SRC/tests/targets/victim.c"
 status_of() { jq -r ".checks[] | select(.id == \"$1\") | .status" "$T/out" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
@@ -8,10 +10,14 @@ is() { CHECKS=$((CHECKS + 1)); [ "$(status_of "$1")" = "$2" ] || fail "check $1 
 
 start_victim v "$T/victim"
 expect_exit 0 hp-check -p "$VPID"
-is process.traced pass
-is process.seccomp pass
-is process.replaced pass
-is process.ptrace pass
+for id in process.exists process.kind process.arch process.traced process.ptrace \
+    process.seccomp process.no-new-privs process.replaced process.patches; do
+    is "$id" pass
+done
+# It runs as root: its /proc files are root's whether it is dumpable or not.
+is process.dumpable skip
+jq_ok '.checks[] | select(.id == "process.dumpable") | .detail | startswith("unknown")'
+jq_ok '.checks[] | select(.id == "process.no-new-privs") | .detail == "no_new_privs is not set"'
 
 # Traced: strace attached (its ready line is the victim answering through it).
 strace -f -o /dev/null -p "$VPID" 2>"$T/strace.err" &
@@ -53,6 +59,18 @@ expect_exit 1 hp-check -p "$VPID"
 is process.seccomp fail
 jq_ok '.checks[] | select(.id == "process.seccomp") | .detail | contains("kill")'
 expect_answer ping pong
+start_victim se "$T/sv" errno-memfd
+expect_exit 1 hp-check -p "$VPID"
+is process.seccomp fail
+jq_ok '.checks[] | select(.id == "process.seccomp") | .detail | contains("memfd_create")'
+is process.no-new-privs pass
+jq_ok '.checks[] | select(.id == "process.no-new-privs") | .detail | startswith("no_new_privs is set")'
+expect_answer ping pong
+start_victim ss "$T/sv" strict
+expect_exit 1 hp-check -p "$VPID"
+is process.seccomp fail
+jq_ok '.checks[] | select(.id == "process.seccomp") | .detail | contains("strict")'
+expect_answer ping pong
 start_victim sa "$T/sv" allow-log
 expect_exit 0 hp-check -p "$VPID"
 is process.seccomp pass
@@ -60,3 +78,33 @@ is process.seccomp pass
 # A PID that does not exist is a failed check, exit 1.
 expect_exit 1 hp-check -p 999999999
 is process.exists fail
+
+# A kernel thread (kthreadd is PID 2 outside a PID namespace; else the first one found).
+kt=$(for d in /proc/[0-9]*; do
+    f=$(awk '{sub(/.*\) /, ""); print $7}' "$d/stat" 2>/dev/null) || continue
+    [ -n "$f" ] && [ $((f & 0x200000)) -ne 0 ] && { echo "${d#/proc/}"; break; }
+done | head -1)
+if [ -n "$kt" ]; then
+    expect_exit 1 hp-check -p "$kt"
+    is process.kind fail
+    jq_ok '.checks[] | select(.id == "process.kind") | .detail == "a kernel thread"'
+else
+    echo "note: no kernel thread visible in this PID namespace; that case was not run"
+fi
+
+# A zombie: a child that exited and whose parent (now sleep) never reaps it.
+python3 -c 'import os, sys
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+open(sys.argv[1], "w").write(str(pid))
+os.execvp("sleep", ["sleep", "1000"])' "$T/zpid" &
+HP_PIDS+=("$!")
+wait_until "no zombie pid written" test -s "$T/zpid"
+zpid=$(cat "$T/zpid")
+is_zombie() { [ "$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$zpid/stat")" = Z ]; }
+wait_until "process $zpid never became a zombie" is_zombie
+expect_exit 1 hp-check -p "$zpid"
+is process.exists pass
+is process.kind fail
+jq_ok '.checks[] | select(.id == "process.kind") | .detail | contains("zombie")'

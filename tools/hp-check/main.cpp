@@ -52,13 +52,8 @@ int main(int argc, char** argv) {
             std::string abs = real ? real : path;
             std::free(real);
             doc["package"] = {{"path", abs}, {"sha256", sha}, {"id", pkg.manifest.id}};
-            bool process_ok = true;
-            for (const auto& c : checks)
-                if (c.id == "process.exists" && c.status == "fail") process_ok = false;
-            if (process_ok) {
-                auto pk = hp::check::package_checks(pid, pkg, sha, {allow_unsigned, keys_dir});
-                checks.insert(checks.end(), pk.begin(), pk.end());
-            }
+            auto pk = hp::check::package_checks(pid, pkg, sha, {allow_unsigned, keys_dir}, checks);
+            checks.insert(checks.end(), pk.begin(), pk.end());
         }
         json list = json::array();
         bool ok = true;
