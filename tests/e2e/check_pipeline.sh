@@ -9,7 +9,6 @@ cc_x86 -DOTHER_BUILD -o "$T/victim2" "$HP_SRC/tests/targets/victim.c"
 cc_x86 -shared -fPIC -o "$T/patch.so" "$HP_SRC/tests/targets/patch.c"
 hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/fix.hpk" >/dev/null
 hp-pack "$T/patch.so" --target "$T/victim2" --replace compute -o "$T/other.hpk" >/dev/null
-status_is() { jq_ok ".checks[] | select(.id == \"$1\") | .status == \"$2\""; }
 start_victim b "$T/victim"
 BPID=$VPID BIN=$VIN BOUT=$VOUT
 start_victim v "$T/victim"
@@ -30,9 +29,9 @@ jq_ok ".package.path == \"$T/fix.hpk\" and (.package.sha256 | length == 64)"
 jq_ok '[.checks[] | select(.status == "fail")] | length == 0'
 for id in process.exists process.kind process.arch process.traced process.ptrace process.seccomp \
     process.no-new-privs package.modules package.sites package.reach package.symbols package.applied; do
-    status_is "$id" pass
+    check_is "$id" pass
 done
-status_is package.signature warn # unsigned, allowed by --allow-unsigned
+check_is package.signature warn # unsigned, allowed by --allow-unsigned
 cp "$T/out" "$T/check.json"
 # With -p naming the same process, as before.
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned - <"$T/check.json"

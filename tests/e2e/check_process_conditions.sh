@@ -5,17 +5,15 @@
 # not exist. Exit 1 when any fails.
 source "$(dirname "$0")/lib.sh"
 cc_x86 -o "$T/victim" "$HP_SRC/tests/targets/victim.c"
-status_of() { jq -r ".checks[] | select(.id == \"$1\") | .status" "$T/out" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
-is() { CHECKS=$((CHECKS + 1)); [ "$(status_of "$1")" = "$2" ] || fail "check $1 is '$(status_of "$1")', expected '$2'"; }
 
 start_victim v "$T/victim"
 expect_exit 0 hp-check -p "$VPID"
 for id in process.exists process.kind process.arch process.traced process.ptrace \
     process.seccomp process.no-new-privs process.replaced process.patches; do
-    is "$id" pass
+    check_is "$id" pass
 done
 # It runs as root: its /proc files are root's whether it is dumpable or not.
-is process.dumpable skip
+check_is process.dumpable skip
 jq_ok '.checks[] | select(.id == "process.dumpable") | .detail | startswith("unknown")'
 jq_ok '.checks[] | select(.id == "process.no-new-privs") | .detail == "no_new_privs is not set"'
 
@@ -25,7 +23,7 @@ spid=$!
 HP_PIDS+=("$spid")
 wait_until "strace never attached" is_traced "$VPID"
 expect_exit 1 hp-check -p "$VPID"
-is process.traced fail
+check_is process.traced fail
 jq_ok '.checks[] | select(.id == "process.traced") | .detail | contains("strace")'
 jq_ok '.ok == false and .error.code == "not-eligible"'
 kill "$spid"
@@ -36,7 +34,7 @@ wait_until "strace never detached" is_untraced "$VPID"
 cc_x86 -DOTHER_BUILD -o "$T/victim.new" "$HP_SRC/tests/targets/victim.c"
 mv "$T/victim.new" "$T/victim"
 expect_exit 0 hp-check -p "$VPID"
-is process.replaced warn
+check_is process.replaced warn
 jq_ok '.checks[] | select(.id == "process.replaced") | .hint | contains("restart")'
 
 # A package needing a symbol the process lacks.
@@ -49,35 +47,35 @@ cc_x86 -shared -fPIC -o "$T/missing.so" "$T/missing.c"
 hp-pack "$T/missing.so" --target "$T/v2" --replace compute -o "$T/missing.hpk" >/dev/null 2>&1
 start_victim v2 "$T/v2"
 expect_exit 1 hp-check -p "$VPID" --allow-unsigned "$T/missing.hpk"
-is package.symbols fail
+check_is package.symbols fail
 jq_ok '.checks[] | select(.id == "package.symbols") | .detail | contains("not_in_this_process")'
 
 # Seccomp: a filter that kills on an executable mmap; and one that allows everything.
 cc_x86 -o "$T/sv" "$HP_SRC/tests/targets/seccomp_victim.c"
 start_victim sk "$T/sv" kill-mmap
 expect_exit 1 hp-check -p "$VPID"
-is process.seccomp fail
+check_is process.seccomp fail
 jq_ok '.checks[] | select(.id == "process.seccomp") | .detail | contains("kill")'
 expect_answer ping pong
 start_victim se "$T/sv" errno-memfd
 expect_exit 1 hp-check -p "$VPID"
-is process.seccomp fail
+check_is process.seccomp fail
 jq_ok '.checks[] | select(.id == "process.seccomp") | .detail | contains("memfd_create")'
-is process.no-new-privs pass
+check_is process.no-new-privs pass
 jq_ok '.checks[] | select(.id == "process.no-new-privs") | .detail | startswith("no_new_privs is set")'
 expect_answer ping pong
 start_victim ss "$T/sv" strict
 expect_exit 1 hp-check -p "$VPID"
-is process.seccomp fail
+check_is process.seccomp fail
 jq_ok '.checks[] | select(.id == "process.seccomp") | .detail | contains("strict")'
 expect_answer ping pong
 start_victim sa "$T/sv" allow-log
 expect_exit 0 hp-check -p "$VPID"
-is process.seccomp pass
+check_is process.seccomp pass
 
 # A PID that does not exist is a failed check, exit 1.
 expect_exit 1 hp-check -p 999999999
-is process.exists fail
+check_is process.exists fail
 
 # A kernel thread (kthreadd is PID 2 outside a PID namespace; else the first one found).
 kt=$(for d in /proc/[0-9]*; do
@@ -86,7 +84,7 @@ kt=$(for d in /proc/[0-9]*; do
 done | head -1)
 if [ -n "$kt" ]; then
     expect_exit 1 hp-check -p "$kt"
-    is process.kind fail
+    check_is process.kind fail
     jq_ok '.checks[] | select(.id == "process.kind") | .detail == "a kernel thread"'
 else
     echo "note: no kernel thread visible in this PID namespace; that case was not run"
@@ -105,6 +103,6 @@ zpid=$(cat "$T/zpid")
 is_zombie() { [ "$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$zpid/stat")" = Z ]; }
 wait_until "process $zpid never became a zombie" is_zombie
 expect_exit 1 hp-check -p "$zpid"
-is process.exists pass
-is process.kind fail
+check_is process.exists pass
+check_is process.kind fail
 jq_ok '.checks[] | select(.id == "process.kind") | .detail | contains("zombie")'

@@ -15,30 +15,28 @@ echo 'int nothing(void) { return 1; }' >"$T/p.c"
 cc_x86 -shared -fPIC -o "$T/p.so" "$T/p.c"
 hp-pack "$T/p.so" --target "$T/u" --replace main=nothing -o "$T/nothing.hpk" >/dev/null
 as_user() { setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"; }
-status_of() { jq -r ".checks[] | select(.id == \"$1\") | .status" "$T/out"; }
-is() { CHECKS=$((CHECKS + 1)); [ "$(status_of "$1")" = "$2" ] || fail "check $1 is '$(status_of "$1")', expected '$2'"; }
 
 start_victim ok setpriv --reuid="$uid" --regid="$uid" --clear-groups "$T/u" dumpable
 expect_exit 0 as_user hp-check -p "$VPID"
-is process.dumpable pass
-is process.ptrace pass
-is host.privileges warn
+check_is process.dumpable pass
+check_is process.ptrace pass
+check_is host.privileges warn
 expect_answer ping pong
 
 start_victim no setpriv --reuid="$uid" --regid="$uid" --clear-groups "$T/u" undumpable
 expect_exit 1 as_user hp-check -p "$VPID"
-is process.dumpable warn
-is process.ptrace fail
+check_is process.dumpable warn
+check_is process.ptrace fail
 jq_ok '.checks[] | select(.id == "process.ptrace") | .hint | contains("root")'
 # The reason, from what was gathered: same uid, so not the uid rule; not dumpable.
 jq_ok '.checks[] | select(.id == "process.ptrace") | .detail | contains("it is not dumpable") and (contains("runs as uid") | not)'
 # The package checks need ptrace (the plan reads the process's memory): skipped.
 expect_exit 1 as_user hp-check -p "$VPID" --allow-unsigned "$T/nothing.hpk"
-is package.signature warn
+check_is package.signature warn
 jq_ok '[.checks[] | select(.id | startswith("package.") and . != "package.signature") | .status] | length == 8 and all(. == "skip")'
 # (the first failed check the plan needs: its maps cannot be read either)
 jq_ok '.checks[] | select(.id == "package.sites") | .detail == "not checked: process.modules failed"'
 # root may still patch it.
 expect_exit 0 hp-check -p "$VPID"
-is process.ptrace pass
+check_is process.ptrace pass
 expect_answer ping pong

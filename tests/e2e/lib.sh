@@ -50,6 +50,14 @@ jq_ok() {
 error_is() {
     jq_ok ".ok == false and .error.code == \"$1\" and (.error.message | length > 0)"
 }
+# check_status ID: the status of hp-check's check ID in the last document ("" when it is
+# absent; distinct statuses space-separated when the check appears more than once).
+check_status() { jq -r ".checks[] | select(.id == \"$1\") | .status" "$T/out" | sort -u | tr '\n' ' ' | sed 's/ $//'; }
+# check_is ID STATUS: hp-check's check ID has STATUS ("pass", "warn", "fail", "skip").
+check_is() {
+    CHECKS=$((CHECKS + 1))
+    [ "$(check_status "$1")" = "$2" ] || fail "check $1 is '$(check_status "$1")', expected '$2'"
+}
 
 # Compilers: native x86-64 and the Debian aarch64 cross compiler.
 cc_x86() { gcc -O2 "$@"; }
