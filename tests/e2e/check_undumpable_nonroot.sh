@@ -1,6 +1,7 @@
 # As a non-root user created by the test: its own dumpable process passes the ptrace
 # check; one that set PR_SET_DUMPABLE 0 is reported not dumpable and not traceable,
-# saying why, and the package checks that need ptrace are skipped.
+# saying why, and the package checks that need ptrace are skipped; root's process is
+# refused for its uid.
 source "$(dirname "$0")/lib.sh"
 [ "$(id -u)" -eq 0 ] || fail "this test needs root to create its user"
 user=hp-e2e-user
@@ -39,4 +40,13 @@ jq_ok '.checks[] | select(.id == "package.sites") | .detail == "not checked: pro
 # root may still patch it.
 expect_exit 0 hp-check -p "$VPID"
 check_is process.ptrace pass
+expect_answer ping pong
+
+# Another user's process (root's): the uid rule is the reason; its dumpable state cannot
+# be read from /proc for a process whose effective ids are root's.
+start_victim root "$T/u" dumpable
+expect_exit 1 as_user hp-check -p "$VPID"
+check_is process.ptrace fail
+jq_ok ".checks[] | select(.id == \"process.ptrace\") | .detail | contains(\"it runs as uid 0 (real, effective, saved: 0 0 0), we are uid $uid without CAP_SYS_PTRACE\")"
+check_is process.dumpable skip
 expect_answer ping pong
