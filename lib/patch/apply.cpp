@@ -177,6 +177,7 @@ Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock
         if (!busy) return first;
         auto stop_cost = Clock::now() - first;
         t.resume_all();
+        fault_point("retry");
         if (Clock::now() + 2 * stop_cost >= deadline) give_up();
         back_off(t, attempts, deadline);
         if (Clock::now() + 2 * stop_cost >= deadline) give_up();
@@ -547,6 +548,9 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     // Stack consistency: the functions being replaced, and the code of patches this one
     // lies on top of (their replacements are what runs now), must be unused.
     SwitchCheck check{rec.sites, opt.consistency, {}, mem, maps};
+    // A function's range is its size from the manifest: a `.cold` part the compiler split
+    // off lies elsewhere and the manifest does not describe it, so a thread waiting there
+    // is not seen (man hp-apply, --consistency).
     for (const PlannedSite& ps : planned) {
         check.code.push_back({ps.rec.function_address, ps.rec.function_address + std::max<std::uint64_t>(ps.fn->size, 1),
                               label(ps.rec), {ps.rec.function_address}});

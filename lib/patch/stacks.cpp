@@ -1,5 +1,7 @@
 #include "patch/stacks.hpp"
 
+#include "arch/syscalls.hpp"
+
 #include <algorithm>
 #include <fmt/format.h>
 
@@ -7,7 +9,12 @@ namespace hp::patch {
 
 namespace {
 
-constexpr std::uint64_t kMaxStack = std::uint64_t{8} << 20;
+// A stack is scanned from the stack pointer to the end of its mapping; a larger one is
+// refused rather than scanned in part (threads get 8 MiB by default, the main thread's
+// grows to its rlimit).
+constexpr std::uint64_t kMaxStack = std::uint64_t{256} << 20;
+constexpr unsigned kMaxStacks = 4; // a signal stack, the stack below it, and nested ones
+constexpr std::uint64_t kSsOnstack = 1, kSsAutodisarm = 1u << 31;
 constexpr std::size_t kMaxReported = 4;
 
 const CodeRange* range_of(const std::vector<CodeRange>& ranges, std::uint64_t v) {
@@ -48,37 +55,72 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
                                        hex_addr(th.regs.lr())));
             continue;
         }
-        const std::uint64_t sp = th.regs.sp() & ~std::uint64_t{7};
-        const proc::Mapping* m = mapping_at(maps, sp);
-        if (m == nullptr && !refreshed) {
-            maps = proc::read_maps(mem.pid());
-            refreshed = true;
-            m = mapping_at(maps, sp);
-        }
-        if (m == nullptr) continue; // no stack to scan (a thread that switched sp to nowhere)
-        const std::uint64_t end = std::min(m->end, sp + kMaxStack);
-        stack.resize(end - sp);
-        if (!mem.read_fallible(sp, stack.data(), stack.size())) continue;
-        auto word = [&](std::uint64_t a) { return load_le64(stack.data() + (a - sp)); };
-
-        // Frame-pointer chain: [fp] = caller's fp, [fp + 8] = return address.
+        // The thread's stack, then - when it runs on an alternate signal stack - the stack
+        // its signal interrupted (found through the signal frame), and so on.
         std::string found;
-        std::uint64_t fp = th.regs.fp();
-        for (unsigned depth = 1; depth <= 512 && fp >= sp && fp + 16 <= end && fp % 8 == 0; ++depth) {
-            if (const CodeRange* r = returns_into(ranges, word(fp + 8))) {
-                found = fmt::format("thread {} has a return address into {} in frame #{} (at {})", th.tid, r->name,
-                                    depth, hex_addr(fp + 8));
+        std::uint64_t sp = th.regs.sp() & ~std::uint64_t{7};
+        for (unsigned nth = 0; found.empty() && nth < kMaxStacks; ++nth) {
+            const char* which = nth == 0 ? "stack" : "interrupted stack (below its alternate signal stack)";
+            const proc::Mapping* m = mapping_at(maps, sp);
+            if (m == nullptr && !refreshed) {
+                maps = proc::read_maps(mem.pid());
+                refreshed = true;
+                m = mapping_at(maps, sp);
+            }
+            // What cannot be scanned cannot be shown unused: a refusal, never a pass.
+            if (m == nullptr) {
+                found = fmt::format("thread {}'s {} pointer {} lies in no mapping: its stack cannot be checked",
+                                    th.tid, nth == 0 ? "stack" : "interrupted stack", hex_addr(sp));
                 break;
             }
-            std::uint64_t next = word(fp);
-            if (next <= fp) break;
-            fp = next;
+            const std::uint64_t end = m->end;
+            if (end - sp > kMaxStack) {
+                found = fmt::format("thread {}'s {} from {} to {} is larger than {} MiB: not checked", th.tid, which,
+                                    hex_addr(sp), hex_addr(end), kMaxStack >> 20);
+                break;
+            }
+            stack.resize(end - sp);
+            if (!mem.read_fallible(sp, stack.data(), stack.size())) {
+                found = fmt::format("thread {}'s {} ({}-{}) cannot be read: its stack cannot be checked", th.tid,
+                                    which, hex_addr(sp), hex_addr(end));
+                break;
+            }
+            auto word = [&](std::uint64_t a) { return load_le64(stack.data() + (a - sp)); };
+
+            // Frame-pointer chain: [fp] = caller's fp, [fp + 8] = return address. The frame
+            // pointer register belongs to the innermost context only.
+            std::uint64_t fp = nth == 0 ? th.regs.fp() : 0;
+            for (unsigned depth = 1; depth <= 512 && fp >= sp && fp + 16 <= end && fp % 8 == 0; ++depth) {
+                if (const CodeRange* r = returns_into(ranges, word(fp + 8))) {
+                    found = fmt::format("thread {} has a return address into {} in frame #{} (at {})", th.tid,
+                                        r->name, depth, hex_addr(fp + 8));
+                    break;
+                }
+                std::uint64_t next = word(fp);
+                if (next <= fp) break;
+                fp = next;
+            }
+            // Every word: what the chain cannot see.
+            for (std::uint64_t a = sp; found.empty() && a + 8 <= end; a += 8)
+                if (const CodeRange* r = returns_into(ranges, word(a)))
+                    found = fmt::format("thread {} holds {} on its {} at {}: a return address into {}", th.tid,
+                                        hex_addr(word(a)), which, hex_addr(a), r->name);
+            if (!found.empty()) break;
+            // On an alternate signal stack? The innermost signal frame's uc_stack describes a
+            // stack that holds sp; its uc_mcontext holds the interrupted stack pointer.
+            std::optional<std::uint64_t> below;
+            const std::uint64_t off = arch::altstack_to_saved_sp(arch::host());
+            for (std::uint64_t a = sp; !below && a + off + 8 <= end; a += 8) {
+                std::uint64_t ss_sp = word(a), flags = word(a + 8) & 0xffffffffu, ss_size = word(a + 16);
+                bool flags_ok = (flags & ~std::uint64_t{kSsOnstack | kSsAutodisarm}) == 0;
+                if (flags_ok && ss_size != 0 && ss_size <= m->end - m->start && ss_sp <= sp && sp - ss_sp < ss_size) {
+                    std::uint64_t saved = word(a + off) & ~std::uint64_t{7};
+                    if (saved < ss_sp || saved >= ss_sp + ss_size) below = saved;
+                }
+            }
+            if (!below) break;
+            sp = *below;
         }
-        // Every word: what the chain cannot see.
-        for (std::uint64_t a = sp; found.empty() && a + 8 <= end; a += 8)
-            if (const CodeRange* r = returns_into(ranges, word(a)))
-                found = fmt::format("thread {} holds {} on its stack at {}: a return address into {}", th.tid,
-                                    hex_addr(word(a)), hex_addr(a), r->name);
         if (!found.empty()) uses.push_back(std::move(found));
     }
     if (uses.empty()) return std::nullopt;

@@ -1,34 +1,47 @@
 # --consistency stack (the default) refuses while a thread executes an old function (its
 # top frame) or has it further down its stack, names thread and function, and changes
-# nothing; --consistency entry patches anyway, the thread finishing in the old code. A
-# revert in stack mode refuses while a thread is inside a replacement.
+# nothing, after retrying (at least 2 attempts); a thread that leaves the function while
+# hp-apply retries lets it through (attempts >= 2 in the record's timings); with frame
+# pointers (a second build with -fno-omit-frame-pointer) the refusal names the frame of a
+# function waiting two frames down; a thread whose signal handler waits on an alternate
+# signal stack has the stack below it scanned; --consistency entry patches anyway, the thread
+# finishing in the old code. A revert in stack mode refuses while a thread is inside a
+# replacement.
 source "$(dirname "$0")/lib.sh"
 cc_x86 -pthread -o "$T/cons" "$HP_SRC/tests/targets/consistency.c"
 cc_x86 -shared -fPIC -o "$T/p.so" "$HP_SRC/tests/targets/consistency_patch.c"
-for f in spin waiter quick; do
+for f in spin waiter quick alt_waiter; do
     hp-pack "$T/p.so" --target "$T/cons" --replace "$f=${f}_v2" --id "$f" -o "$T/$f.hpk" >/dev/null
 done
+# refused ARGS...: hp-apply --allow-unsigned --timeout 500 ARGS exits 1 unsafe, and the
+# victim's code is unchanged.
+refused() {
+    local before
+    before=$(exec_snapshot "$VPID")
+    expect_exit 1 hp-apply -p "$VPID" --allow-unsigned --timeout 500 "$@"
+    error_is unsafe
+    CHECKS=$((CHECKS + 1))
+    [ "$(exec_snapshot "$VPID")" = "$before" ] || fail "a refused apply changed the victim's code"
+}
 start_victim c "$T/cons"
 
 # A thread looping inside spin(): refused, by default, naming the thread and spin.
 expect_answer spin spinning
 spinner=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
-before=$(exec_snapshot "$VPID")
-expect_exit 1 hp-apply -p "$VPID" --allow-unsigned --timeout 500 "$T/spin.hpk"
-error_is unsafe
+refused "$T/spin.hpk"
 jq_ok '.consistency == "stack"'
 expect_err "thread $spinner is executing in 'spin'"
 expect_err "--consistency stack"
-[ "$(exec_snapshot "$VPID")" = "$before" ] || fail "a refused apply changed the victim's code"
+CHECKS=$((CHECKS + 1))
+n=$(grep -oE 'gave up after [0-9]+ attempts' "$T/err" | grep -oE '[0-9]+')
+[ "${n:-0}" -ge 2 ] || fail "gave up after ${n:-no} attempts: it never retried"
 expect_exit 0 hp-verify -p "$VPID"
 jq_ok '.patches == []'
 
 # A thread blocked in read() under waiter(): refused, the return address is found.
 expect_answer wait waiting
-expect_exit 1 hp-apply -p "$VPID" --allow-unsigned --timeout 500 --consistency stack "$T/waiter.hpk"
-error_is unsafe
+refused --consistency stack "$T/waiter.hpk"
 expect_err "a return address into 'waiter'"
-[ "$(exec_snapshot "$VPID")" = "$before" ] || fail "a refused apply changed the victim's code"
 
 # Entry mode patches it; the blocked thread finishes in the old code, the next in the new.
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned --consistency entry "$T/waiter.hpk"
@@ -51,13 +64,46 @@ expect_answer wake "waited 107"
 expect_answer wait waiting
 expect_answer wake "waited 7"
 
-# Once the spinning thread has left spin(), the stack-mode apply goes through.
+# A thread that leaves spin() while hp-apply retries: hp-apply holds (a test hold point)
+# after its first attempt found the thread there and resumed the process; the thread is
+# then let out of spin() and ends, and the next attempt goes through. (The thread is the
+# one spinning since the start.)
+hold_apply retry retry -p "$VPID" --allow-unsigned --timeout 30000 "$T/spin.hpk"
+release_apply
 expect_answer unspin unspun
-expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/spin.hpk"
-jq_ok '.record.consistency == "stack" and .record.state == "applied"'
+wait_apply
+CHECKS=$((CHECKS + 1))
+[ "$RC" -eq 0 ] || fail "hp-apply exited $RC after the thread left spin(): $(cat "$T/retry.err")"
+cp "$T/retry.out" "$T/out"
+jq_ok '.record.consistency == "stack" and .record.state == "applied" and .timings.attempts >= 2'
+echo "spin: applied after $(jq .timings.attempts "$T/out") attempts" >&2
 # quick() is called from the main thread, blocked in fgets() meanwhile: never in use.
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/quick.hpk"
 expect_answer "quick 1" "quick 11"
 expect_exit 0 hp-apply -p "$VPID" --revert quick
 jq_ok '.unmapped == true'
 expect_answer "quick 1" "quick 2"
+
+# A thread whose signal handler blocks on an alternate signal stack: alt_waiter() is on
+# the stack the signal interrupted, which is found through the signal frame and scanned.
+expect_answer altwait waiting
+alt_tid=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
+refused "$T/alt_waiter.hpk"
+expect_err "thread $alt_tid holds"
+expect_err "on its interrupted stack (below its alternate signal stack)"
+expect_err "a return address into 'alt_waiter'"
+expect_answer wake "waited 1007"
+
+# Frame pointers: the same victim built with -fno-omit-frame-pointer, a thread blocked in
+# read() under waiter() under deep_waiter(): the chain names deep_waiter's frame.
+cc_x86 -pthread -fno-omit-frame-pointer -o "$T/cons-fp" "$HP_SRC/tests/targets/consistency.c"
+hp-pack "$T/p.so" --target "$T/cons-fp" --replace deep_waiter=deep_waiter_v2 --id deep -o "$T/deep.hpk" >/dev/null
+start_victim fp "$T/cons-fp"
+expect_answer deepwait waiting
+waiter_tid=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
+refused "$T/deep.hpk"
+expect_err "thread $waiter_tid has a return address into 'deep_waiter' in frame #1"
+expect_answer wake "waited 14"
+expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/deep.hpk"
+expect_answer deepwait waiting
+expect_answer wake "waited 214"

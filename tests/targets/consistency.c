@@ -4,15 +4,24 @@
  *   "unspin"    let it leave spin() and end; "unspun"
  *   "wait"      start a thread blocked in read() called from waiter(), i.e. waiter() is
  *               further down its stack; "waiting" once it is blocked
- *   "wake"      give it a byte, join it, print "waited R" with R = waiter()'s result
+ *   "deepwait"  the same, the thread in deep_waiter() -> waiter() -> read(): deep_waiter()
+ *               waits two frames down; "waiting"
+ *   "altwait"   a thread in alt_waiter() signals itself; the handler runs on an alternate
+ *               signal stack and blocks in read() there: alt_waiter() is only on the
+ *               stack the signal interrupted; "waiting"
+ *   "wake"      give it a byte, join it, print "waited R" with R = the result of the
+ *               function the thread started in
  *   "quick N"   print "quick R" with R = quick(N), called from the main thread
+ * Built a second time with -fno-omit-frame-pointer for the frame-pointer unwinder.
  * Usage: consistency */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static atomic_int spin_on;
@@ -31,6 +40,26 @@ __attribute__((noipa)) long waiter(int fd)
     char c = 0;
     if (read(fd, &c, 1) != 1) return -1;
     return c;
+}
+
+__attribute__((noipa)) long deep_waiter(int fd)
+{
+    return waiter(fd) * 2; /* not a tail call: this frame stays on the stack */
+}
+
+static volatile long alt_got;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    char c = 0;
+    if (read(pipefd[0], &c, 1) == 1) alt_got = c;
+}
+
+__attribute__((noipa)) long alt_waiter(void)
+{
+    pthread_kill(pthread_self(), SIGUSR1); /* delivered before it returns */
+    return alt_got + 1000;
 }
 
 __attribute__((noipa)) long quick(long x)
@@ -72,6 +101,24 @@ static void *wait_start(void *arg)
     return wait_main(arg);
 }
 
+static void *alt_start(void *arg)
+{
+    (void)arg;
+    stack_t ss = {.ss_sp = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                  .ss_size = 1 << 16};
+    if (ss.ss_sp == MAP_FAILED || sigaltstack(&ss, NULL) != 0) abort();
+    struct sigaction sa = {.sa_handler = on_usr1, .sa_flags = SA_ONSTACK};
+    sigaction(SIGUSR1, &sa, NULL);
+    atomic_store(&wait_tid, gettid());
+    return (void *)alt_waiter();
+}
+
+static void *deep_start(void *arg)
+{
+    atomic_store(&wait_tid, gettid());
+    return (void *)deep_waiter(*(int *)arg);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -90,9 +137,11 @@ int main(void)
             pthread_join(spinner, NULL);
             atomic_store(&spinning, 0);
             printf("unspun\n");
-        } else if (strncmp(line, "wait", 4) == 0) {
+        } else if (strncmp(line, "wait", 4) == 0 || strncmp(line, "deepwait", 8) == 0 ||
+                   strncmp(line, "altwait", 7) == 0) {
             atomic_store(&wait_tid, 0);
-            pthread_create(&waiting, NULL, wait_start, &pipefd[0]);
+            pthread_create(&waiting, NULL, line[0] == 'd' ? deep_start : line[0] == 'a' ? alt_start : wait_start,
+                           &pipefd[0]);
             while (atomic_load(&wait_tid) == 0 || !asleep(atomic_load(&wait_tid))) sched_yield();
             printf("waiting\n");
         } else if (strncmp(line, "wake", 4) == 0) {
