@@ -446,7 +446,7 @@ constexpr PlanCheck kPlanChecks[] = {
     {patch::PlanStep::Process, "package.busy", "no other hp-apply is working on the process",
      "wait for the other hp-apply"},
     {patch::PlanStep::Records, "package.applied", "not applied yet",
-     "hp-verify -p PID shows the patches applied"},
+     "hp-verify -p PID lists the patches applied"},
     {patch::PlanStep::Modules, "package.modules",
      "every target module is loaded with a matching build-id",
      "the package was built for another build of the binary"},
@@ -552,7 +552,10 @@ std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg,
         reached == patch::PlanStep::Encoding ? patch::PlanStep::Sites : reached;
     for (const PlanCheck& pc : kPlanChecks) {
         if (own && pc.step == failed) {
-            out.push_back(fail(pc.id, error->what(), pc.hint));
+            std::string hint = pc.hint;
+            if (auto at = hint.find("PID"); at != std::string::npos)
+                hint.replace(at, 3, std::to_string(pid));
+            out.push_back(fail(pc.id, error->what(), hint));
         } else if (pc.step < reached) {
             out.push_back(pass(pc.id, pc.step == patch::PlanStep::Sites && !error
                                           ? fmt::format("{} site(s) hold the expected bytes", sites)

@@ -73,7 +73,7 @@ expect_answer 5 "6 4 1"
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/fix.hpk"
 expect_exit 1 hp-check -p "$VPID" --allow-unsigned "$T/fix.hpk"
 check_is package.applied fail
-jq_ok '.checks[] | select(.id == "package.applied") | .detail | contains("already applied")'
+jq_ok ".checks[] | select(.id == \"package.applied\") | (.detail | contains(\"already applied\")) and .hint == \"hp-verify -p $VPID lists the patches applied\""
 check_is package.busy pass
 check_is package.modules skip
 check_is process.patches pass
