@@ -220,6 +220,36 @@ template <typename F> Outcome exit_aware(proc::Pid pid, F&& f) {
         throw;
     }
 }
+
+// Each target module of the package among the modules loaded in the process, by build-id;
+// a target not loaded is a build-id-mismatch naming the module that is loaded instead.
+std::vector<const proc::Module*>
+find_targets(const Manifest& m, const std::vector<proc::Module>& mods, proc::Pid pid) {
+    std::vector<const proc::Module*> target_mods;
+    for (const package::Target& t : m.targets) {
+        const proc::Module* found = nullptr;
+        for (const proc::Module& mod : mods)
+            if (mod.build_id == t.build_id) found = &mod;
+        if (found == nullptr) {
+            std::string loaded;
+            for (const proc::Module& mod : mods) {
+                auto slash = mod.path.rfind('/');
+                std::string base =
+                    slash == std::string::npos ? mod.path : mod.path.substr(slash + 1);
+                if (base == t.module || mod.path == t.module)
+                    loaded = fmt::format("; the loaded {} has build-id {}", mod.path,
+                                         mod.build_id.empty() ? "(none)" : mod.build_id);
+            }
+            throw Error(ErrorCode::BuildIdMismatch,
+                        fmt::format("module '{}' (build-id {}) of '{}' is not loaded in process "
+                                    "{}{}; nothing was changed",
+                                    t.module, t.build_id,
+                                    t.functions.empty() ? "" : t.functions[0].symbol, pid, loaded));
+        }
+        target_mods.push_back(found);
+    }
+    return target_mods;
+}
 } // namespace
 
 static Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
@@ -261,6 +291,10 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     proc::Memory mem(opt.pid, /*writable=*/true);
     auto mods = proc::modules(opt.pid, maps);
     auto records = find_records(mem, maps);
+    // A package for another build is refused before a repair of what a killed run left:
+    // the repair touches only our own mappings, never which modules are loaded. The
+    // records and the site bytes are checked after it, since they are what it changes.
+    if (!opt.dry_run) find_targets(m, mods, opt.pid);
     if (!opt.dry_run && repair(opt.pid, mem, maps, records, deadline, out.repaired)) {
         maps = proc::read_maps(opt.pid);
         mods = proc::modules(opt.pid, maps);
@@ -282,25 +316,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     }
 
     step(PlanStep::Modules);
-    std::vector<const proc::Module*> target_mods;
-    for (const package::Target& t : m.targets) {
-        const proc::Module* found = nullptr;
-        for (const proc::Module& mod : mods)
-            if (mod.build_id == t.build_id) found = &mod;
-        if (found == nullptr) {
-            std::string loaded;
-            for (const proc::Module& mod : mods) {
-                auto slash = mod.path.rfind('/');
-                std::string base = slash == std::string::npos ? mod.path : mod.path.substr(slash + 1);
-                if (base == t.module || mod.path == t.module)
-                    loaded = fmt::format("; the loaded {} has build-id {}", mod.path, mod.build_id.empty() ? "(none)" : mod.build_id);
-            }
-            throw Error(ErrorCode::BuildIdMismatch,
-                        fmt::format("module '{}' (build-id {}) of '{}' is not loaded in process {}{}; nothing was changed",
-                                    t.module, t.build_id, t.functions.empty() ? "" : t.functions[0].symbol, opt.pid, loaded));
-        }
-        target_mods.push_back(found);
-    }
+    std::vector<const proc::Module*> target_mods = find_targets(m, mods, opt.pid);
 
     step(PlanStep::Sites);
     std::vector<PlannedSite> planned;

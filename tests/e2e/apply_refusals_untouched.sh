@@ -60,3 +60,33 @@ CHECKS=$((CHECKS + 1))
 diff "$T/before" "$T/after" >&2 || fail "executable mappings changed"
 grep -q hotpatch "/proc/$VPID/maps" && fail "a patch mapping was left behind"
 expect_answer 5 "6 4 1"
+
+# A package for another build is refused before the repair of what a killed apply left:
+# the half state (a record still "preparing", its mapping) stays exactly as it was, for
+# hp-verify to show, until an hp-apply that goes on, or --revert, repairs it.
+set +e
+HOTPATCH_TEST_FAULT=prepared hp-apply -p "$VPID" --allow-unsigned "$T/good.hpk" >"$T/out" 2>"$T/err"
+rc=$?
+set -e
+CHECKS=$((CHECKS + 1))
+[ "$rc" -eq 137 ] || fail "hp-apply was not killed at 'prepared' (exit $rc)"
+expect_exit 1 hp-verify -p "$VPID"
+jq_ok '.patches | length == 1 and .[0].id == "good" and .[0].state == "preparing"'
+cp "/proc/$VPID/maps" "$T/maps.half"
+ls -l "/proc/$VPID/fd" | awk '{print $9, $10, $11}' >"$T/fd.half"
+exec_snapshot "$VPID" >"$T/half"
+expect_exit 1 hp-apply -p "$VPID" --allow-unsigned "$T/other-build.hpk"
+error_is build-id-mismatch
+jq_ok '.repaired == null or .repaired == []'
+CHECKS=$((CHECKS + 1))
+diff "$T/maps.half" "/proc/$VPID/maps" >&2 || fail "the refusal changed /proc/PID/maps (a repair ran)"
+ls -l "/proc/$VPID/fd" | awk '{print $9, $10, $11}' | diff "$T/fd.half" - >&2 || fail "the refusal changed the descriptors"
+exec_snapshot "$VPID" | diff "$T/half" - >&2 || fail "the refusal changed an executable mapping"
+expect_exit 1 hp-verify -p "$VPID"
+jq_ok '.patches | length == 1 and .[0].state == "preparing"'
+expect_exit 0 hp-apply -p "$VPID" --revert good
+exec_snapshot "$VPID" >"$T/repaired"
+CHECKS=$((CHECKS + 1))
+diff "$T/before" "$T/repaired" >&2 || fail "executable mappings differ after the repair"
+grep -q hotpatch "/proc/$VPID/maps" && fail "a patch mapping is left after the repair"
+expect_answer 5 "6 4 2"
