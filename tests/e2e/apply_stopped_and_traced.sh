@@ -31,19 +31,21 @@ cc_x86 -shared -fPIC -o "$T/mtp.so" "$T/mtp.c"
 hp-pack "$T/mtp.so" --target "$T/mt" --replace compute=compute_v2 --id mt -o "$T/mt.hpk" >/dev/null
 # The states of every thread, one letter each.
 states() { for f in /proc/$VPID/task/*/stat; do sed 's/.*) \(.\).*/\1/' "$f"; done | tr -d '\n'; }
+# (A function, so wait_until reads the states anew on every try.)
+all_stopped() { [ "$(states)" = TTTT ]; }
 
 start_victim v "$T/mt"
 CHECKS=$((CHECKS + 1))
 [ "$(ls "/proc/$VPID/task" | wc -l)" -eq 4 ] || fail "the victim has $(ls "/proc/$VPID/task" | wc -l) threads, not 4"
 kill -STOP "$VPID"
-wait_until "victim did not stop" test "$(states)" = TTTT
+wait_until "victim did not stop" all_stopped
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/mt.hpk"
 CHECKS=$((CHECKS + 1))
 [ "$(states)" = TTTT ] || fail "thread states $(states) after the apply, expected TTTT (all stopped)"
 kill -CONT "$VPID"
 expect_answer 5 105
 kill -STOP "$VPID"
-wait_until "victim did not stop again" test "$(states)" = TTTT
+wait_until "victim did not stop again" all_stopped
 expect_exit 0 hp-apply -p "$VPID" --revert mt
 jq_ok '.unmapped == true'
 CHECKS=$((CHECKS + 1))
