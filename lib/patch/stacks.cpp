@@ -17,18 +17,48 @@ constexpr unsigned kMaxStacks = 4; // a signal stack, the stack below it, and ne
 constexpr std::uint64_t kSsOnstack = 1, kSsAutodisarm = 1u << 31;
 constexpr std::size_t kMaxReported = 4;
 
-const CodeRange* range_of(const std::vector<CodeRange>& ranges, std::uint64_t v) {
-    for (const CodeRange& r : ranges)
-        if (v >= r.start && v < r.end) return &r;
-    return nullptr;
-}
+// The ranges sorted by start, for lookups of every stack word: with 1000 replaced
+// functions a linear search per word was most of the freeze (docs/performance.md).
+// Ranges may overlap (a payload and a function it supersedes), so each position also
+// knows the largest end of the ranges up to it, and a lookup walks back while that end
+// still lies beyond the value.
+class RangeIndex {
+  public:
+    explicit RangeIndex(const std::vector<CodeRange>& ranges) {
+        sorted_.reserve(ranges.size());
+        for (const CodeRange& r : ranges)
+            if (r.start < r.end) sorted_.push_back(&r);
+        std::sort(sorted_.begin(), sorted_.end(),
+                  [](const CodeRange* a, const CodeRange* b) { return a->start < b->start; });
+        max_end_.reserve(sorted_.size());
+        std::uint64_t m = 0;
+        for (const CodeRange* r : sorted_)
+            max_end_.push_back(m = std::max(m, r->end));
+    }
 
-// A value that may be a return address into one of the ranges.
-const CodeRange* returns_into(const std::vector<CodeRange>& ranges, std::uint64_t v) {
-    const CodeRange* r = range_of(ranges, v);
-    if (r == nullptr || std::find(r->entries.begin(), r->entries.end(), v) != r->entries.end()) return nullptr;
-    return r;
-}
+    const CodeRange* range_of(std::uint64_t v) const {
+        auto it =
+            std::upper_bound(sorted_.begin(), sorted_.end(), v,
+                             [](std::uint64_t x, const CodeRange* r) { return x < r->start; });
+        for (auto i = static_cast<std::size_t>(it - sorted_.begin()); i-- > 0;) {
+            if (max_end_[i] <= v) break;
+            if (v < sorted_[i]->end) return sorted_[i];
+        }
+        return nullptr;
+    }
+
+    // A value that may be a return address into one of the ranges.
+    const CodeRange* returns_into(std::uint64_t v) const {
+        const CodeRange* r = range_of(v);
+        if (r == nullptr || std::find(r->entries.begin(), r->entries.end(), v) != r->entries.end())
+            return nullptr;
+        return r;
+    }
+
+  private:
+    std::vector<const CodeRange*> sorted_;
+    std::vector<std::uint64_t> max_end_;
+};
 
 const proc::Mapping* mapping_at(const std::vector<proc::Mapping>& maps, std::uint64_t a) {
     for (const proc::Mapping& m : maps)
@@ -39,20 +69,23 @@ const proc::Mapping* mapping_at(const std::vector<proc::Mapping>& maps, std::uin
 } // namespace
 
 std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memory& mem,
-                                       std::vector<proc::Mapping>& maps, const std::vector<CodeRange>& ranges) {
+                                       std::vector<proc::Mapping>& maps,
+                                       const std::vector<CodeRange>& ranges) {
+    const RangeIndex index(ranges);
     std::vector<std::string> uses;
     bool refreshed = false;
     Bytes stack;
     for (const ptrace::ThreadInfo& th : t.threads()) {
         if (uses.size() >= kMaxReported) break;
         const std::uint64_t ip = th.regs.ip();
-        if (const CodeRange* r = range_of(ranges, ip)) {
-            uses.push_back(fmt::format("thread {} is executing in {} (ip {})", th.tid, r->name, hex_addr(ip)));
+        if (const CodeRange* r = index.range_of(ip)) {
+            uses.push_back(
+                fmt::format("thread {} is executing in {} (ip {})", th.tid, r->name, hex_addr(ip)));
             continue;
         }
-        if (const CodeRange* r = returns_into(ranges, th.regs.lr())) {
-            uses.push_back(fmt::format("thread {} will return into {} (link register {})", th.tid, r->name,
-                                       hex_addr(th.regs.lr())));
+        if (const CodeRange* r = index.returns_into(th.regs.lr())) {
+            uses.push_back(fmt::format("thread {} will return into {} (link register {})", th.tid,
+                                       r->name, hex_addr(th.regs.lr())));
             continue;
         }
         // The thread's stack, then - when it runs on an alternate signal stack - the stack
@@ -60,7 +93,8 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
         std::string found;
         std::uint64_t sp = th.regs.sp() & ~std::uint64_t{7};
         for (unsigned nth = 0; found.empty() && nth < kMaxStacks; ++nth) {
-            const char* which = nth == 0 ? "stack" : "interrupted stack (below its alternate signal stack)";
+            const char* which =
+                nth == 0 ? "stack" : "interrupted stack (below its alternate signal stack)";
             const proc::Mapping* m = mapping_at(maps, sp);
             if (m == nullptr && !refreshed) {
                 maps = proc::read_maps(mem.pid());
@@ -69,20 +103,23 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
             }
             // What cannot be scanned cannot be shown unused: a refusal, never a pass.
             if (m == nullptr) {
-                found = fmt::format("thread {}'s {} pointer {} lies in no mapping: its stack cannot be checked",
-                                    th.tid, nth == 0 ? "stack" : "interrupted stack", hex_addr(sp));
+                found = fmt::format(
+                    "thread {}'s {} pointer {} lies in no mapping: its stack cannot be checked",
+                    th.tid, nth == 0 ? "stack" : "interrupted stack", hex_addr(sp));
                 break;
             }
             const std::uint64_t end = m->end;
             if (end - sp > kMaxStack) {
-                found = fmt::format("thread {}'s {} from {} to {} is larger than {} MiB: not checked", th.tid, which,
-                                    hex_addr(sp), hex_addr(end), kMaxStack >> 20);
+                found =
+                    fmt::format("thread {}'s {} from {} to {} is larger than {} MiB: not checked",
+                                th.tid, which, hex_addr(sp), hex_addr(end), kMaxStack >> 20);
                 break;
             }
             stack.resize(end - sp);
             if (!mem.read_fallible(sp, stack.data(), stack.size())) {
-                found = fmt::format("thread {}'s {} ({}-{}) cannot be read: its stack cannot be checked", th.tid,
-                                    which, hex_addr(sp), hex_addr(end));
+                found = fmt::format(
+                    "thread {}'s {} ({}-{}) cannot be read: its stack cannot be checked", th.tid,
+                    which, hex_addr(sp), hex_addr(end));
                 break;
             }
             auto word = [&](std::uint64_t a) { return load_le64(stack.data() + (a - sp)); };
@@ -90,10 +127,12 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
             // Frame-pointer chain: [fp] = caller's fp, [fp + 8] = return address. The frame
             // pointer register belongs to the innermost context only.
             std::uint64_t fp = nth == 0 ? th.regs.fp() : 0;
-            for (unsigned depth = 1; depth <= 512 && fp >= sp && fp + 16 <= end && fp % 8 == 0; ++depth) {
-                if (const CodeRange* r = returns_into(ranges, word(fp + 8))) {
-                    found = fmt::format("thread {} has a return address into {} in frame #{} (at {})", th.tid,
-                                        r->name, depth, hex_addr(fp + 8));
+            for (unsigned depth = 1; depth <= 512 && fp >= sp && fp + 16 <= end && fp % 8 == 0;
+                 ++depth) {
+                if (const CodeRange* r = index.returns_into(word(fp + 8))) {
+                    found =
+                        fmt::format("thread {} has a return address into {} in frame #{} (at {})",
+                                    th.tid, r->name, depth, hex_addr(fp + 8));
                     break;
                 }
                 std::uint64_t next = word(fp);
@@ -102,18 +141,21 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
             }
             // Every word: what the chain cannot see.
             for (std::uint64_t a = sp; found.empty() && a + 8 <= end; a += 8)
-                if (const CodeRange* r = returns_into(ranges, word(a)))
-                    found = fmt::format("thread {} holds {} on its {} at {}: a return address into {}", th.tid,
-                                        hex_addr(word(a)), which, hex_addr(a), r->name);
+                if (const CodeRange* r = index.returns_into(word(a)))
+                    found =
+                        fmt::format("thread {} holds {} on its {} at {}: a return address into {}",
+                                    th.tid, hex_addr(word(a)), which, hex_addr(a), r->name);
             if (!found.empty()) break;
             // On an alternate signal stack? The innermost signal frame's uc_stack describes a
             // stack that holds sp; its uc_mcontext holds the interrupted stack pointer.
             std::optional<std::uint64_t> below;
             const std::uint64_t off = arch::altstack_to_saved_sp(arch::host());
             for (std::uint64_t a = sp; !below && a + off + 8 <= end; a += 8) {
-                std::uint64_t ss_sp = word(a), flags = word(a + 8) & 0xffffffffu, ss_size = word(a + 16);
+                std::uint64_t ss_sp = word(a), flags = word(a + 8) & 0xffffffffu,
+                              ss_size = word(a + 16);
                 bool flags_ok = (flags & ~std::uint64_t{kSsOnstack | kSsAutodisarm}) == 0;
-                if (flags_ok && ss_size != 0 && ss_size <= m->end - m->start && ss_sp <= sp && sp - ss_sp < ss_size) {
+                if (flags_ok && ss_size != 0 && ss_size <= m->end - m->start && ss_sp <= sp &&
+                    sp - ss_sp < ss_size) {
                     std::uint64_t saved = word(a + off) & ~std::uint64_t{7};
                     if (saved < ss_sp || saved >= ss_sp + ss_size) below = saved;
                 }
@@ -125,7 +167,8 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
     }
     if (uses.empty()) return std::nullopt;
     std::string out = uses[0];
-    for (std::size_t i = 1; i < uses.size(); ++i) out += "; " + uses[i];
+    for (std::size_t i = 1; i < uses.size(); ++i)
+        out += "; " + uses[i];
     return out;
 }
 
