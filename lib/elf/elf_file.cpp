@@ -9,8 +9,8 @@ namespace hp::elf {
 
 namespace {
 
-constexpr std::size_t kEhdrSize = 64, kShdrSize = 64, kPhdrSize = 56, kSymSize = 24,
-                      kRelaSize = 24, kDynSize = 16;
+constexpr std::size_t kEhdrSize = 64, kShdrSize = 64, kPhdrSize = 56, kSymSize = 24, kRelaSize = 24,
+                      kDynSize = 16;
 constexpr std::uint32_t NT_GNU_BUILD_ID = 3;
 // Hostile-input limits: far above anything a real patch or binary has.
 constexpr std::size_t kMaxSymbols = 4'000'000;
@@ -19,7 +19,9 @@ constexpr std::size_t kMaxRelocs = 4'000'000;
 // real files stay near the size of their string tables, far below this.
 constexpr std::uint64_t kStringBudgetBase = std::uint64_t{64} << 20;
 
-bool add_overflows(std::uint64_t a, std::uint64_t b) { return a + b < a; }
+bool add_overflows(std::uint64_t a, std::uint64_t b) {
+    return a + b < a;
+}
 
 } // namespace
 
@@ -28,7 +30,9 @@ std::string printable(std::string_view s) {
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
-        auto at = [&](std::size_t k) -> unsigned { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+        auto at = [&](std::size_t k) -> unsigned {
+            return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
+        };
         // Length of a well-formed UTF-8 sequence starting at i (RFC 3629: no overlong
         // forms, no surrogates, nothing above U+10FFFF), 0 if there is none. C0/C1
         // controls and DEL are not passed through either.
@@ -42,7 +46,8 @@ std::string printable(std::string_view s) {
             n = at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 ? 3 : 0;
         } else if (c >= 0xf0 && c <= 0xf4) {
             unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-            n = at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 && (at(3) & 0xc0) == 0x80 ? 4 : 0;
+            n = at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 && (at(3) & 0xc0) == 0x80 ? 4
+                                                                                               : 0;
         }
         if (n == 0) {
             out += fmt::format("\\x{:02x}", c);
@@ -91,9 +96,10 @@ std::string ElfFile::string_at(const Section& strtab, std::uint64_t off, const c
     const std::size_t len = static_cast<const std::uint8_t*>(nul) - (s.data() + off);
     string_bytes_ += len + 1;
     if (string_bytes_ > kStringBudgetBase + 2 * std::uint64_t{data_.size()})
-        bad(fmt::format("names total more than {:#x} bytes ({} name at offset {:#x} of {}): string table "
-                        "offsets are reused beyond any real file",
-                        kStringBudgetBase + 2 * std::uint64_t{data_.size()}, what, off, strtab.name));
+        bad(fmt::format(
+            "names total more than {:#x} bytes ({} name at offset {:#x} of {}): string table "
+            "offsets are reused beyond any real file",
+            kStringBudgetBase + 2 * std::uint64_t{data_.size()}, what, off, strtab.name));
     return std::string(reinterpret_cast<const char*>(s.data() + off), len);
 }
 
@@ -116,7 +122,10 @@ ElfFile ElfFile::parse(Bytes data, std::string name, ErrorCode bad_code) {
 }
 
 void ElfFile::parse_all() {
-    if (data_.size() < kEhdrSize || std::memcmp(data_.data(), "\x7f" "ELF", 4) != 0)
+    if (data_.size() < kEhdrSize || std::memcmp(data_.data(),
+                                                "\x7f"
+                                                "ELF",
+                                                4) != 0)
         bad("not an ELF file (no \\x7fELF magic at offset 0)");
     const std::uint8_t* h = data_.data();
     if (h[4] != 2) bad("not a 64-bit ELF file (EI_CLASS at offset 4)");
@@ -129,7 +138,8 @@ void ElfFile::parse_all() {
     std::uint16_t shstrndx = load_le16(h + 62);
 
     if (phnum != 0) {
-        if (phentsize != kPhdrSize) bad(fmt::format("e_phentsize {} at offset 54 is not 56", phentsize));
+        if (phentsize != kPhdrSize)
+            bad(fmt::format("e_phentsize {} at offset 54 is not 56", phentsize));
         ByteView ph = slice(phoff, std::uint64_t{phnum} * kPhdrSize, "program header table");
         for (std::size_t i = 0; i < phnum; ++i) {
             const std::uint8_t* p = ph.data() + i * kPhdrSize;
@@ -144,7 +154,8 @@ void ElfFile::parse_all() {
             if (s.type == PT_LOAD || s.type == PT_DYNAMIC || s.type == PT_NOTE) {
                 slice(s.offset, s.filesz, fmt::format("segment {}", i).c_str());
                 if (s.memsz < s.filesz)
-                    bad(fmt::format("segment {} has p_memsz {:#x} < p_filesz {:#x}", i, s.memsz, s.filesz));
+                    bad(fmt::format("segment {} has p_memsz {:#x} < p_filesz {:#x}", i, s.memsz,
+                                    s.filesz));
                 if (add_overflows(s.vaddr, s.memsz))
                     bad(fmt::format("segment {} wraps the address space", i));
             }
@@ -153,7 +164,8 @@ void ElfFile::parse_all() {
     }
 
     if (shnum != 0) {
-        if (shentsize != kShdrSize) bad(fmt::format("e_shentsize {} at offset 58 is not 64", shentsize));
+        if (shentsize != kShdrSize)
+            bad(fmt::format("e_shentsize {} at offset 58 is not 64", shentsize));
         ByteView sh = slice(shoff, std::uint64_t{shnum} * kShdrSize, "section header table");
         std::vector<std::uint32_t> name_offs;
         for (std::size_t i = 0; i < shnum; ++i) {
@@ -196,14 +208,18 @@ void ElfFile::parse_all() {
 void ElfFile::parse_symbols(const Section& s, std::vector<Symbol>& out, bool dynamic) {
     if (!out.empty()) bad(fmt::format("more than one {} section", dynamic ? "dynsym" : "symtab"));
     if (s.link >= sections_.size())
-        bad(fmt::format("symbol table {} links to string table {} which does not exist", s.name, s.link));
+        bad(fmt::format("symbol table {} links to string table {} which does not exist", s.name,
+                        s.link));
     const Section& strtab = sections_[s.link];
     if (strtab.type != SHT_STRTAB)
-        bad(fmt::format("symbol table {} links to section {} which is not a string table", s.name, s.link));
+        bad(fmt::format("symbol table {} links to section {} which is not a string table", s.name,
+                        s.link));
     ByteView d = section_data(s);
-    if (d.size() % kSymSize != 0) bad(fmt::format("symbol table {} size {:#x} is not a multiple of 24", s.name, d.size()));
+    if (d.size() % kSymSize != 0)
+        bad(fmt::format("symbol table {} size {:#x} is not a multiple of 24", s.name, d.size()));
     std::size_t n = d.size() / kSymSize;
-    if (n > kMaxSymbols) bad(fmt::format("symbol table {} has {} entries (limit {})", s.name, n, kMaxSymbols));
+    if (n > kMaxSymbols)
+        bad(fmt::format("symbol table {} has {} entries (limit {})", s.name, n, kMaxSymbols));
     out.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
         const std::uint8_t* p = d.data() + i * kSymSize;
@@ -224,7 +240,8 @@ void ElfFile::parse_versions() {
     for (const Section& s : sections_) {
         if (s.type == SHT_GNU_versym) versym = &s;
         if (s.type != SHT_GNU_verneed && s.type != SHT_GNU_verdef) continue;
-        if (s.link >= sections_.size()) bad(fmt::format("{} links to a missing string table", s.name));
+        if (s.link >= sections_.size())
+            bad(fmt::format("{} links to a missing string table", s.name));
         const Section& strtab = sections_[s.link];
         ByteView d = section_data(s);
         std::uint64_t off = 0;
@@ -232,16 +249,19 @@ void ElfFile::parse_versions() {
         // number of records that can fit so a cycle cannot loop forever.
         std::size_t guard = d.size() / 16 + 1;
         while (guard-- > 0) {
-            if (add_overflows(off, 16) || off + 16 > d.size()) bad(fmt::format("{} entry at offset {:#x} truncated", s.name, off));
+            if (add_overflows(off, 16) || off + 16 > d.size())
+                bad(fmt::format("{} entry at offset {:#x} truncated", s.name, off));
             const std::uint8_t* p = d.data() + off;
             if (s.type == SHT_GNU_verneed) {
                 std::uint16_t cnt = load_le16(p + 2);
                 std::uint32_t aux = load_le32(p + 8), next = load_le32(p + 12);
                 std::uint64_t aoff = off + aux;
                 for (std::uint16_t j = 0; j < cnt; ++j) {
-                    if (aoff + 16 > d.size() || aoff < off) bad(fmt::format("{} aux entry at offset {:#x} truncated", s.name, aoff));
+                    if (aoff + 16 > d.size() || aoff < off)
+                        bad(fmt::format("{} aux entry at offset {:#x} truncated", s.name, aoff));
                     const std::uint8_t* a = d.data() + aoff;
-                    set_name(load_le16(a + 6) & 0x7fff, string_at(strtab, load_le32(a + 8), "version"));
+                    set_name(load_le16(a + 6) & 0x7fff,
+                             string_at(strtab, load_le32(a + 8), "version"));
                     std::uint32_t anext = load_le32(a + 12);
                     if (anext == 0) break;
                     aoff += anext;
@@ -249,13 +269,16 @@ void ElfFile::parse_versions() {
                 if (next == 0) break;
                 off += next;
             } else {
-                if (off + 20 > d.size()) bad(fmt::format("{} entry at offset {:#x} truncated", s.name, off));
+                if (off + 20 > d.size())
+                    bad(fmt::format("{} entry at offset {:#x} truncated", s.name, off));
                 std::uint16_t ndx = load_le16(p + 4), cnt = load_le16(p + 6);
                 std::uint32_t aux = load_le32(p + 12), next = load_le32(p + 16);
                 if (cnt > 0) {
                     std::uint64_t aoff = off + aux;
-                    if (aoff + 8 > d.size()) bad(fmt::format("{} aux entry at offset {:#x} truncated", s.name, aoff));
-                    set_name(ndx & 0x7fff, string_at(strtab, load_le32(d.data() + aoff), "version"));
+                    if (aoff + 8 > d.size())
+                        bad(fmt::format("{} aux entry at offset {:#x} truncated", s.name, aoff));
+                    set_name(ndx & 0x7fff,
+                             string_at(strtab, load_le32(d.data() + aoff), "version"));
                 }
                 if (next == 0) break;
                 off += next;
@@ -277,7 +300,8 @@ void ElfFile::parse_notes() {
     auto walk = [&](ByteView d) {
         std::uint64_t off = 0;
         while (off + 12 <= d.size()) {
-            std::uint32_t namesz = load_le32(d.data() + off), descsz = load_le32(d.data() + off + 4),
+            std::uint32_t namesz = load_le32(d.data() + off),
+                          descsz = load_le32(d.data() + off + 4),
                           type = load_le32(d.data() + off + 8);
             std::uint64_t name_off = off + 12;
             std::uint64_t desc_off = name_off + ((std::uint64_t{namesz} + 3) & ~std::uint64_t{3});
@@ -334,12 +358,18 @@ void ElfFile::parse_relocations() {
             bad(fmt::format("section {} uses REL relocations; only RELA is supported", s.name));
         if (s.type != SHT_RELA || !(s.flags & 2)) continue;
         ByteView d = section_data(s);
-        if (d.size() % kRelaSize != 0) bad(fmt::format("relocation section {} size {:#x} is not a multiple of 24", s.name, d.size()));
+        if (d.size() % kRelaSize != 0)
+            bad(fmt::format("relocation section {} size {:#x} is not a multiple of 24", s.name,
+                            d.size()));
         if (d.size() / kRelaSize + relocs_.size() > kMaxRelocs) bad("too many relocations");
         const std::vector<Symbol>* syms = nullptr;
         if (s.link != 0) {
-            if (s.link >= sections_.size()) bad(fmt::format("relocation section {} links to missing section {}", s.name, s.link));
-            syms = sections_[s.link].type == SHT_DYNSYM ? &dynsym_ : sections_[s.link].type == SHT_SYMTAB ? &symtab_ : nullptr;
+            if (s.link >= sections_.size())
+                bad(fmt::format("relocation section {} links to missing section {}", s.name,
+                                s.link));
+            syms = sections_[s.link].type == SHT_DYNSYM   ? &dynsym_
+                   : sections_[s.link].type == SHT_SYMTAB ? &symtab_
+                                                          : nullptr;
         }
         for (std::size_t off = 0; off < d.size(); off += kRelaSize) {
             Reloc r;
@@ -351,8 +381,9 @@ void ElfFile::parse_relocations() {
             r.section = s.name;
             if (r.sym != 0) {
                 if (syms == nullptr || r.sym >= syms->size())
-                    bad(fmt::format("relocation at {} offset {:#x} names symbol {} which does not exist",
-                                    s.name, off, r.sym));
+                    bad(fmt::format(
+                        "relocation at {} offset {:#x} names symbol {} which does not exist",
+                        s.name, off, r.sym));
                 r.symbol = &(*syms)[r.sym];
             }
             relocs_.push_back(std::move(r));
@@ -377,13 +408,15 @@ std::optional<ByteView> ElfFile::read_vaddr(std::uint64_t vaddr, std::uint64_t l
     for (const Segment& s : segments_) {
         if (s.type != PT_LOAD || vaddr < s.vaddr) continue;
         std::uint64_t rel = vaddr - s.vaddr;
-        if (rel <= s.filesz && len <= s.filesz - rel) return ByteView(data_.data() + s.offset + rel, len);
+        if (rel <= s.filesz && len <= s.filesz - rel)
+            return ByteView(data_.data() + s.offset + rel, len);
     }
     if (segments_.empty()) {
         for (const Section& s : sections_) {
             if (s.type == SHT_NOBITS || !(s.flags & 2) || vaddr < s.addr) continue;
             std::uint64_t rel = vaddr - s.addr;
-            if (rel <= s.size && len <= s.size - rel) return ByteView(data_.data() + s.offset + rel, len);
+            if (rel <= s.size && len <= s.size - rel)
+                return ByteView(data_.data() + s.offset + rel, len);
         }
     }
     return std::nullopt;

@@ -21,7 +21,9 @@ using namespace hp::elf;
 
 namespace {
 
-[[noreturn]] void fail(ErrorCode code, const std::string& msg) { throw Error(code, msg); }
+[[noreturn]] void fail(ErrorCode code, const std::string& msg) {
+    throw Error(code, msg);
+}
 
 std::string base_name(const std::string& path) {
     auto slash = path.rfind('/');
@@ -30,27 +32,35 @@ std::string base_name(const std::string& path) {
 
 const char* type_name(std::uint8_t t) {
     switch (t) {
-    case STT_FUNC: return "func";
-    case STT_OBJECT: return "object";
-    case STT_GNU_IFUNC: return "ifunc";
-    case STT_TLS: return "tls";
-    default: return "notype";
+    case STT_FUNC:
+        return "func";
+    case STT_OBJECT:
+        return "object";
+    case STT_GNU_IFUNC:
+        return "ifunc";
+    case STT_TLS:
+        return "tls";
+    default:
+        return "notype";
     }
 }
 
 // "f.isra.0", "f.constprop.3", "f.part.1", "f.cold", "f.constprop.0.isra.0": a compiler
 // copy of f that callers may call instead of f itself.
 bool is_clone_of(const std::string& name, const std::string& base) {
-    if (name.size() <= base.size() + 1 || name.compare(0, base.size(), base) != 0 || name[base.size()] != '.')
+    if (name.size() <= base.size() + 1 || name.compare(0, base.size(), base) != 0 ||
+        name[base.size()] != '.')
         return false;
     std::string rest = name.substr(base.size() + 1);
     std::size_t pos = 0;
     bool any = false;
     while (pos <= rest.size()) {
         std::size_t dot = rest.find('.', pos);
-        std::string part = rest.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
+        std::string part =
+            rest.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
         bool number = !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
-        if (part == "isra" || part == "constprop" || part == "part" || part == "cold" || part == "lto_priv")
+        if (part == "isra" || part == "constprop" || part == "part" || part == "cold" ||
+            part == "lto_priv")
             any = true;
         else if (!number)
             return false;
@@ -77,7 +87,8 @@ class TargetFile {
         const auto& id = elf_.build_id();
         if (!id || id->size() < 4) return nullptr;
         for (const std::string& dir : debug_dirs_) {
-            std::string p = fmt::format("{}/.build-id/{}/{}.debug", dir, id->substr(0, 2), id->substr(2));
+            std::string p =
+                fmt::format("{}/.build-id/{}/{}.debug", dir, id->substr(0, 2), id->substr(2));
             if (::access(p.c_str(), R_OK) != 0) continue;
             auto f = std::make_unique<ElfFile>(ElfFile::open(p));
             if (f->build_id() != id) continue;
@@ -89,8 +100,8 @@ class TargetFile {
 
     // Symbol tables in lookup order, each with its source name.
     std::vector<std::pair<const std::vector<Symbol>*, const char*>> tables(bool with_debug) {
-        std::vector<std::pair<const std::vector<Symbol>*, const char*>> t = {{&elf_.dynsym(), "dynsym"},
-                                                                               {&elf_.symtab(), "symtab"}};
+        std::vector<std::pair<const std::vector<Symbol>*, const char*>> t = {
+            {&elf_.dynsym(), "dynsym"}, {&elf_.symtab(), "symtab"}};
         if (with_debug)
             if (const ElfFile* d = debug()) t.push_back({&d->symtab(), "debug"});
         return t;
@@ -130,14 +141,16 @@ Resolved resolve_old(TargetFile& t, const std::string& spec) {
                 }
                 if (*addr > fde.begin && *addr < fde.end)
                     fail(ErrorCode::BadInput,
-                         fmt::format("{}: {} is inside the function at {} (.eh_frame), not at its start", file,
-                                     spec, hex_addr(fde.begin)));
+                         fmt::format(
+                             "{}: {} is inside the function at {} (.eh_frame), not at its start",
+                             file, spec, hex_addr(fde.begin)));
             }
         }
         if (r.size == 0)
-            fail(ErrorCode::BadInput, fmt::format("{}: no symbol or .eh_frame entry gives the size of the "
-                                                  "function at {}",
-                                                  file, spec));
+            fail(ErrorCode::BadInput,
+                 fmt::format("{}: no symbol or .eh_frame entry gives the size of the "
+                             "function at {}",
+                             file, spec));
         return r;
     }
     for (auto [tab, src] : t.tables(true)) {
@@ -145,33 +158,39 @@ Resolved resolve_old(TargetFile& t, const std::string& spec) {
         const Symbol* other = nullptr;
         for (const Symbol& s : *tab) {
             if (s.name != spec || !s.defined()) continue;
-            if (s.type == STT_FUNC) found.emplace(s.value, &s);
-            else other = &s;
+            if (s.type == STT_FUNC)
+                found.emplace(s.value, &s);
+            else
+                other = &s;
         }
         if (found.empty() && other != nullptr) {
             if (other->type == STT_GNU_IFUNC)
-                fail(ErrorCode::Unsupported,
-                     fmt::format("{}: '{}' is an IFUNC resolver; patch the implementation it selects instead", file,
-                                 spec));
-            fail(ErrorCode::BadInput, fmt::format("{}: '{}' is not a function (it is a {} symbol)", file, spec,
-                                                  type_name(other->type)));
+                fail(ErrorCode::Unsupported, fmt::format("{}: '{}' is an IFUNC resolver; patch the "
+                                                         "implementation it selects instead",
+                                                         file, spec));
+            fail(ErrorCode::BadInput, fmt::format("{}: '{}' is not a function (it is a {} symbol)",
+                                                  file, spec, type_name(other->type)));
         }
         if (found.size() > 1) {
             std::string where;
-            for (auto& [a, s] : found) where += (where.empty() ? "" : ", ") + hex_addr(a);
-            fail(ErrorCode::BadInput, fmt::format("{}: '{}' is ambiguous: {} functions of that name in {} (at {}); "
-                                                  "name the one to replace by address",
-                                                  file, spec, found.size(), src, where));
+            for (auto& [a, s] : found)
+                where += (where.empty() ? "" : ", ") + hex_addr(a);
+            fail(ErrorCode::BadInput,
+                 fmt::format("{}: '{}' is ambiguous: {} functions of that name in {} (at {}); "
+                             "name the one to replace by address",
+                             file, spec, found.size(), src, where));
         }
         if (found.size() == 1) {
             const Symbol* s = found.begin()->second;
             Resolved r{s->name, s->value, s->size, src};
             if (r.size == 0) {
                 for (const Range& fde : eh_frame_ranges(t.elf()))
-                    if (fde.begin == r.address) r.size = fde.end - fde.begin, r.size_source = "eh_frame";
+                    if (fde.begin == r.address)
+                        r.size = fde.end - fde.begin, r.size_source = "eh_frame";
                 if (r.size == 0)
                     fail(ErrorCode::BadInput,
-                         fmt::format("{}: '{}' has no size (symbol size 0 and no .eh_frame entry)", file, spec));
+                         fmt::format("{}: '{}' has no size (symbol size 0 and no .eh_frame entry)",
+                                     file, spec));
             }
             return r;
         }
@@ -187,22 +206,26 @@ Bytes function_code(TargetFile& t, const Resolved& r, const std::string& label) 
     const ElfFile& e = t.elf();
     bool exec = false;
     for (const Segment& s : e.segments())
-        if (s.type == PT_LOAD && (s.flags & PF_X) && r.address >= s.vaddr && r.address - s.vaddr < s.filesz)
+        if (s.type == PT_LOAD && (s.flags & PF_X) && r.address >= s.vaddr &&
+            r.address - s.vaddr < s.filesz)
             exec = true;
     auto body = e.read_vaddr(r.address, r.size);
     if (!exec || !body)
-        fail(ErrorCode::BadInput, fmt::format("{}: {} at {} (size {}) is not in an executable segment of the file",
-                                              t.path(), label, hex_addr(r.address), r.size));
+        fail(ErrorCode::BadInput,
+             fmt::format("{}: {} at {} (size {}) is not in an executable segment of the file",
+                         t.path(), label, hex_addr(r.address), r.size));
     std::uint64_t end = r.address + r.size, limit = end + 64;
     if (const Section* s = e.section_at(r.address)) limit = std::min(limit, s->addr + s->size);
     for (auto [tab, src] : t.tables(false))
         for (const Symbol& s : *tab)
-            if (s.defined() && s.type == STT_FUNC && s.value >= end && s.value < limit) limit = s.value;
+            if (s.defined() && s.type == STT_FUNC && s.value >= end && s.value < limit)
+                limit = s.value;
     for (const Range& fde : eh_frame_ranges(e))
         if (fde.begin >= end && fde.begin < limit) limit = fde.begin;
     Bytes code(body->begin(), body->end());
     if (limit > end)
-        if (auto tail = e.read_vaddr(end, limit - end)) code.insert(code.end(), tail->begin(), tail->end());
+        if (auto tail = e.read_vaddr(end, limit - end))
+            code.insert(code.end(), tail->begin(), tail->end());
     return code;
 }
 
@@ -221,12 +244,14 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
     };
     if (req.targets.empty()) fail(ErrorCode::Usage, "no --target given");
     if (!valid_patch_id(req.id))
-        fail(ErrorCode::Usage, fmt::format("patch id \"{}\" is not [a-z0-9._-]{{1,64}}; give --id", req.id));
+        fail(ErrorCode::Usage,
+             fmt::format("patch id \"{}\" is not [a-z0-9._-]{{1,64}}; give --id", req.id));
 
     ElfFile payload = ElfFile::open(req.payload_path);
     auto parch = payload.arch();
     if (!parch)
-        fail(ErrorCode::BadInput, fmt::format("{}: ELF machine {} is not supported", req.payload_path, payload.machine()));
+        fail(ErrorCode::BadInput, fmt::format("{}: ELF machine {} is not supported",
+                                              req.payload_path, payload.machine()));
     check_payload(payload, *parch);
 
     Manifest m;
@@ -246,19 +271,23 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
         auto tf = std::make_unique<TargetFile>(tr.path, req.debug_dirs);
         const ElfFile& e = tf->elf();
         if (e.type() != ET_EXEC && e.type() != ET_DYN)
-            fail(ErrorCode::BadInput, fmt::format("{}: not an executable or shared library", tr.path));
+            fail(ErrorCode::BadInput,
+                 fmt::format("{}: not an executable or shared library", tr.path));
         auto tarch = e.arch();
         if (!tarch || *tarch != *parch)
-            fail(ErrorCode::BadInput,
-                 fmt::format("architecture mismatch: {} is {}, but {} is {}", req.payload_path, arch::name(*parch),
-                             tr.path, tarch ? std::string(arch::name(*tarch)) : fmt::format("machine {}", e.machine())));
+            fail(ErrorCode::BadInput, fmt::format("architecture mismatch: {} is {}, but {} is {}",
+                                                  req.payload_path, arch::name(*parch), tr.path,
+                                                  tarch ? std::string(arch::name(*tarch))
+                                                        : fmt::format("machine {}", e.machine())));
         if (!e.build_id())
-            fail(ErrorCode::BadInput, fmt::format("{}: has no GNU build-id note, so a package cannot be bound to "
-                                                  "it (link with -Wl,--build-id)",
-                                                  tr.path));
+            fail(ErrorCode::BadInput,
+                 fmt::format("{}: has no GNU build-id note, so a package cannot be bound to "
+                             "it (link with -Wl,--build-id)",
+                             tr.path));
         if (!build_ids.insert(*e.build_id()).second)
-            fail(ErrorCode::Usage, fmt::format("{}: the same module (build-id {}) is given twice as --target",
-                                               tr.path, *e.build_id()));
+            fail(ErrorCode::Usage,
+                 fmt::format("{}: the same module (build-id {}) is given twice as --target",
+                             tr.path, *e.build_id()));
         if (tr.replaces.empty())
             fail(ErrorCode::Usage, fmt::format("--target {} has no --replace after it", tr.path));
 
@@ -273,17 +302,20 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
                 fail(ErrorCode::Usage, fmt::format("{}: {} is replaced twice", tr.path, label));
             std::string new_name = rr.new_name.empty() ? r.name : rr.new_name;
             if (new_name.empty())
-                fail(ErrorCode::Usage, fmt::format("--replace {}: the function has no name; say which payload "
-                                                   "function replaces it ({}=NEW)",
-                                                   rr.old_spec, rr.old_spec));
+                fail(ErrorCode::Usage,
+                     fmt::format("--replace {}: the function has no name; say which payload "
+                                 "function replaces it ({}=NEW)",
+                                 rr.old_spec, rr.old_spec));
             const Symbol* not_fn = nullptr;
             const Symbol* nf = find_payload_function(payload, new_name, &not_fn);
             if (nf == nullptr && not_fn != nullptr)
-                fail(ErrorCode::BadInput, fmt::format("{}: replacement '{}' is not a function (it is a {} symbol)",
-                                                      req.payload_path, new_name, type_name(not_fn->type)));
+                fail(ErrorCode::BadInput,
+                     fmt::format("{}: replacement '{}' is not a function (it is a {} symbol)",
+                                 req.payload_path, new_name, type_name(not_fn->type)));
             if (nf == nullptr)
-                fail(ErrorCode::BadInput, fmt::format("{}: has no function '{}' to replace {} of {}",
-                                                      req.payload_path, new_name, label, tr.path));
+                fail(ErrorCode::BadInput,
+                     fmt::format("{}: has no function '{}' to replace {} of {}", req.payload_path,
+                                 new_name, label, tr.path));
 
             Bytes code = function_code(*tf, r, label);
             arch::SitePlan plan;
@@ -315,8 +347,10 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
                         if (s.defined() && is_clone_of(s.name, r.name)) clones.insert(s.name);
                 if (!clones.empty()) {
                     std::string list;
-                    for (const auto& c : clones) list += (list.empty() ? "" : ", ") + c;
-                    warning(fmt::format("{}: '{}' has compiler clones ({}) that callers may call instead; the patch "
+                    for (const auto& c : clones)
+                        list += (list.empty() ? "" : ", ") + c;
+                    warning(fmt::format("{}: '{}' has compiler clones ({}) that callers may call "
+                                        "instead; the patch "
                                         "would not reach them (replace them too, by name)",
                                         tr.path, r.name, list));
                 }
@@ -334,16 +368,19 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
                 for (const Symbol& s : *tab)
                     if (s.defined() && s.type == STT_OBJECT && s.name == obj->name)
                         fail(ErrorCode::Unsupported,
-                             fmt::format("{}: defines the data object '{}', which {} also defines (at {}): the patch "
-                                         "would use a second copy; declare it 'extern' in the patch",
-                                         req.payload_path, obj->name, tf->path(), hex_addr(s.value)));
+                             fmt::format(
+                                 "{}: defines the data object '{}', which {} also defines (at {}): "
+                                 "the patch "
+                                 "would use a second copy; declare it 'extern' in the patch",
+                                 req.payload_path, obj->name, tf->path(), hex_addr(s.value)));
 
     // Symbols the payload needs: non-exported ones of a target are resolved now, to module
     // addresses, so applying needs no symbol table.
     for (const PayloadUndefined& u : payload_undefined(payload)) {
         Undefined out{u.name, u.version, u.weak, "process"};
         if (u.type == STT_TLS)
-            fail(ErrorCode::Unsupported, fmt::format("{}: needs the thread-local symbol '{}'", req.payload_path, u.name));
+            fail(ErrorCode::Unsupported,
+                 fmt::format("{}: needs the thread-local symbol '{}'", req.payload_path, u.name));
         std::vector<std::pair<std::size_t, const Symbol*>> candidates;
         for (std::size_t i = 0; i < files.size(); ++i) {
             if (exports(files[i]->elf(), u.name)) continue;
@@ -352,7 +389,8 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
             for (auto [tab, src] : files[i]->tables(true)) {
                 for (const Symbol& s : *tab)
                     if (s.name == u.name && s.defined() && s.shndx != SHN_ABS &&
-                        (s.type == STT_FUNC || s.type == STT_OBJECT || s.type == STT_NOTYPE || s.type == STT_TLS))
+                        (s.type == STT_FUNC || s.type == STT_OBJECT || s.type == STT_NOTYPE ||
+                         s.type == STT_TLS))
                         found.emplace(s.value, &s);
                 if (!found.empty()) {
                     src_used = src;
@@ -361,19 +399,22 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
             }
             if (found.size() > 1) {
                 std::string where;
-                for (auto& [a, s] : found) where += (where.empty() ? "" : ", ") + hex_addr(a);
-                fail(ErrorCode::BadInput,
-                     fmt::format("{}: the payload needs '{}', and {} has {} non-exported symbols of that name in "
-                                 "{} (at {}): ambiguous",
-                                 req.payload_path, u.name, files[i]->path(), found.size(), src_used, where));
+                for (auto& [a, s] : found)
+                    where += (where.empty() ? "" : ", ") + hex_addr(a);
+                fail(ErrorCode::BadInput, fmt::format("{}: the payload needs '{}', and {} has {} "
+                                                      "non-exported symbols of that name in "
+                                                      "{} (at {}): ambiguous",
+                                                      req.payload_path, u.name, files[i]->path(),
+                                                      found.size(), src_used, where));
             }
             if (found.size() == 1) candidates.emplace_back(i, found.begin()->second);
         }
         if (candidates.size() > 1)
-            fail(ErrorCode::BadInput, fmt::format("{}: the payload needs '{}', which {} and {} both define without "
-                                                  "exporting: ambiguous",
-                                                  req.payload_path, u.name, files[candidates[0].first]->path(),
-                                                  files[candidates[1].first]->path()));
+            fail(ErrorCode::BadInput,
+                 fmt::format("{}: the payload needs '{}', which {} and {} both define without "
+                             "exporting: ambiguous",
+                             req.payload_path, u.name, files[candidates[0].first]->path(),
+                             files[candidates[1].first]->path()));
         if (candidates.empty() && !u.weak && u.version.empty()) {
             // Unversioned (no library the patch was linked against defines it) and neither
             // defined nor imported by any target: likely a static the compiler inlined away.
@@ -383,15 +424,17 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
                     for (const Symbol& s : *tab)
                         if (s.name == u.name) known = true;
             if (!known)
-                warning(fmt::format("{}: the payload needs '{}', which no target defines or imports; the process "
-                                    "must provide it from another library (was a static function inlined?)",
-                                    req.payload_path, u.name));
+                warning(fmt::format(
+                    "{}: the payload needs '{}', which no target defines or imports; the process "
+                    "must provide it from another library (was a static function inlined?)",
+                    req.payload_path, u.name));
         }
         if (candidates.size() == 1) {
             auto [idx, sym] = candidates[0];
             if (sym->type == STT_TLS)
-                fail(ErrorCode::Unsupported, fmt::format("{}: the payload needs the thread-local '{}' of {}",
-                                                         req.payload_path, u.name, files[idx]->path()));
+                fail(ErrorCode::Unsupported,
+                     fmt::format("{}: the payload needs the thread-local '{}' of {}",
+                                 req.payload_path, u.name, files[idx]->path()));
             m.targets[idx].local_symbols.push_back({u.name, sym->value, type_name(sym->type)});
             out.provider = fmt::format("target:{}", idx);
         }
