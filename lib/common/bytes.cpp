@@ -92,4 +92,33 @@ void append_le64(Bytes& out, std::uint64_t v) {
     out.insert(out.end(), b, b + 8);
 }
 
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+    auto at = [&](std::size_t k) -> unsigned {
+        return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
+    };
+    if (i >= s.size()) return 0;
+    const unsigned c = at(0);
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) return (at(1) & 0xc0) == 0x80 ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 && (at(3) & 0xc0) == 0x80 ? 4
+                                                                                              : 0;
+    }
+    return 0;
+}
+
+bool valid_utf8(std::string_view s) {
+    for (std::size_t i = 0; i < s.size();) {
+        std::size_t n = utf8_sequence_length(s, i);
+        if (n == 0) return false;
+        i += n;
+    }
+    return true;
+}
+
 } // namespace hp

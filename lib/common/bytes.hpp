@@ -30,4 +30,10 @@ void store_le64(std::uint8_t* p, std::uint64_t v);
 void append_le32(Bytes& out, std::uint32_t v);
 void append_le64(Bytes& out, std::uint64_t v);
 
+// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629: no overlong forms,
+// no surrogates, nothing above U+10FFFF; ASCII controls included), 0 if there is none.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i);
+// A JSON document can hold only valid UTF-8 (nlohmann::json refuses to serialise the rest).
+bool valid_utf8(std::string_view s);
+
 } // namespace hp

@@ -30,25 +30,12 @@ std::string printable(std::string_view s) {
     out.reserve(s.size());
     for (std::size_t i = 0; i < s.size();) {
         const auto c = static_cast<unsigned char>(s[i]);
-        auto at = [&](std::size_t k) -> unsigned {
-            return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0;
-        };
-        // Length of a well-formed UTF-8 sequence starting at i (RFC 3629: no overlong
-        // forms, no surrogates, nothing above U+10FFFF), 0 if there is none. C0/C1
-        // controls and DEL are not passed through either.
-        std::size_t n = 0;
-        if (c >= 0x20 && c < 0x7f)
-            n = 1;
-        else if (c >= 0xc2 && c <= 0xdf)
-            n = at(1) >= (c == 0xc2 ? 0xa0 : 0x80) && at(1) <= 0xbf ? 2 : 0;
-        else if (c >= 0xe0 && c <= 0xef) {
-            unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-            n = at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 ? 3 : 0;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-            n = at(1) >= lo && at(1) <= hi && (at(2) & 0xc0) == 0x80 && (at(3) & 0xc0) == 0x80 ? 4
-                                                                                               : 0;
-        }
+        // Well-formed UTF-8 only, and not C0/C1 controls or DEL (C1: U+0080..U+009F, which
+        // UTF-8 spells c2 80 .. c2 9f).
+        std::size_t n = utf8_sequence_length(s, i);
+        if (c < 0x20 || c == 0x7f ||
+            (c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0))
+            n = 0;
         if (n == 0) {
             out += fmt::format("\\x{:02x}", c);
             ++i;

@@ -25,6 +25,15 @@ namespace {
     throw Error(code, msg);
 }
 
+// Names go into the manifest, a JSON document, which holds only UTF-8; ELF names are
+// arbitrary bytes. `what` says whose name it is, naming the file.
+void require_utf8(const std::string& name, const std::string& what) {
+    if (!valid_utf8(name))
+        fail(ErrorCode::Unsupported,
+             printable(fmt::format(
+                 "{} '{}' is not valid UTF-8, which the manifest (JSON) cannot hold", what, name)));
+}
+
 std::string base_name(const std::string& path) {
     auto slash = path.rfind('/');
     return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -262,7 +271,7 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
     ::gethostname(host, sizeof host - 1);
     std::string user = std::to_string(::getuid());
     if (const passwd* pw = ::getpwuid(::getuid())) user = pw->pw_name;
-    m.creator = fmt::format("hp-pack {} ({}@{})", doc::version(), user, host);
+    m.creator = printable(fmt::format("hp-pack {} ({}@{})", doc::version(), user, host));
     m.created = doc::now_rfc3339();
 
     std::vector<std::unique_ptr<TargetFile>> files;
@@ -293,10 +302,13 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
 
         Target t;
         t.module = e.soname().value_or(base_name(tr.path));
+        require_utf8(t.module, fmt::format("{}: its module name ({})", tr.path,
+                                           e.soname() ? "DT_SONAME" : "the file name"));
         t.build_id = *e.build_id();
         std::set<std::uint64_t> seen;
         for (const ReplaceRequest& rr : tr.replaces) {
             Resolved r = resolve_old(*tf, rr.old_spec);
+            require_utf8(r.name, fmt::format("{}: the symbol", tr.path));
             std::string label = r.name.empty() ? hex_addr(r.address) : "'" + r.name + "'";
             if (!seen.insert(r.address).second)
                 fail(ErrorCode::Usage, fmt::format("{}: {} is replaced twice", tr.path, label));
@@ -306,6 +318,7 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
                      fmt::format("--replace {}: the function has no name; say which payload "
                                  "function replaces it ({}=NEW)",
                                  rr.old_spec, rr.old_spec));
+            require_utf8(new_name, fmt::format("{}: the replacement", req.payload_path));
             const Symbol* not_fn = nullptr;
             const Symbol* nf = find_payload_function(payload, new_name, &not_fn);
             if (nf == nullptr && not_fn != nullptr)
@@ -378,6 +391,9 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
     // addresses, so applying needs no symbol table.
     for (const PayloadUndefined& u : payload_undefined(payload)) {
         Undefined out{u.name, u.version, u.weak, "process"};
+        require_utf8(u.name, fmt::format("{}: the undefined symbol", req.payload_path));
+        require_utf8(u.version, fmt::format("{}: the version of the undefined symbol '{}'",
+                                            req.payload_path, u.name));
         if (u.type == STT_TLS)
             fail(ErrorCode::Unsupported,
                  fmt::format("{}: needs the thread-local symbol '{}'", req.payload_path, u.name));

@@ -1,5 +1,6 @@
 # hp-pack refuses, exit 2, naming file and symbol: OLD not found, OLD ambiguous, OLD not
-# a function, NEW missing, NEW not a function, a stripped OLD named by address without NEW.
+# a function, NEW missing, NEW not a function, a stripped OLD named by address without NEW,
+# a payload symbol or a --description that is not UTF-8.
 source "$(dirname "$0")/lib.sh"
 cat >"$T/a.c" <<'SRC'
 __attribute__((noinline)) static int twin(int x) { return x + 1; }
@@ -39,6 +40,16 @@ expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace use_a=value -o "$T/
 error_is bad-input
 expect_err "hp-pack: error: $T/p.so: replacement 'value' is not a function"
 
+# A symbol name the manifest (JSON, UTF-8 only) cannot hold: the payload needs a Latin-1 one.
+cat >"$T/latin1.c" <<'SRC'
+extern int ext(int) __asm__("caf\xe9");
+int use_a(int x) { return ext(x); }
+SRC
+cc_x86 -shared -fPIC -o "$T/latin1.so" "$T/latin1.c"
+expect_exit 2 hp-pack "$T/latin1.so" --target "$T/prog" --replace use_a -o "$T/x.hpk"
+error_is unsupported
+expect_err "hp-pack: error: $T/latin1.so: the undefined symbol 'caf\xe9' is not valid UTF-8"
+
 # By address: one of the twins, which has a name of its own in .symtab.
 addr=$(nm "$T/prog" | awk '$3 == "twin" && !n++ {print "0x" $1}')
 expect_exit 0 hp-pack "$T/p.so" --target "$T/prog" --replace "$addr=use_a" -o "$T/ok.hpk"
@@ -67,4 +78,8 @@ desc=$(printf '%65537s' '')
 expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace use_a --description "$desc" -o "$T/x.hpk"
 error_is usage
 expect_err "hp-pack: error: --description is longer than 64 KiB"
+# The manifest is JSON, which holds only UTF-8: a Latin-1 description is a usage error.
+expect_exit 2 hp-pack "$T/p.so" --target "$T/prog" --replace use_a --description $'caf\xe9' -o "$T/x.hpk"
+error_is usage
+expect_err "hp-pack: error: --description is not valid UTF-8"
 [ ! -e "$T/x.hpk" ] || fail "a refused pack wrote a package"

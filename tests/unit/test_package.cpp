@@ -3,6 +3,7 @@
 #include "arch/arch.hpp"
 #include "common/crypto.hpp"
 #include "doc/error.hpp"
+#include "elf/elf_file.hpp"
 #include "package/container.hpp"
 #include "package/pack.hpp"
 
@@ -309,4 +310,18 @@ TEST_CASE("hex_helpers") {
     CHECK(parse_addr("401136", true) == 0x401136u);
     CHECK(!parse_addr("0x"));
     CHECK(!parse_addr("0x11112222333344445"));
+}
+
+TEST_CASE("utf8_validity_and_printable_names") {
+    CHECK(valid_utf8(""));
+    CHECK(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+    CHECK(valid_utf8("tab\tand\x7f"));      // controls are UTF-8 (JSON escapes them)
+    CHECK(!valid_utf8("caf\xe9"));          // Latin-1
+    CHECK(!valid_utf8("\xc0\xaf"));         // overlong '/'
+    CHECK(!valid_utf8("\xed\xa0\x80"));     // surrogate U+D800
+    CHECK(!valid_utf8("\xf4\x90\x80\x80")); // above U+10FFFF
+    CHECK(!valid_utf8("\xe2\x82"));         // cut short
+    CHECK(elf::printable("caf\xe9") == "caf\\xe9");
+    CHECK(elf::printable("caf\xc3\xa9") == "caf\xc3\xa9");
+    CHECK(elf::printable("a\nb\xc2\x85") == "a\\x0ab\\xc2\\x85"); // C0 and C1 controls
 }

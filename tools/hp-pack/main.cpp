@@ -1,4 +1,5 @@
 // hp-pack: build a patch package from a compiled patch .so and the target binary.
+#include "common/bytes.hpp"
 #include "common/crypto.hpp"
 #include "common/file.hpp"
 #include "doc/document.hpp"
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
     app.add_option("--id", id,
                    "Patch id [a-z0-9._-]{1,64} (default: the output file name without .hpk)");
     app.add_option("--description", description,
-                   "Free text stored in the manifest (at most 64 KiB)");
+                   "Free text stored in the manifest (UTF-8, at most 64 KiB)");
     app.add_option("--sign", sign, "Sign with this secret key file (from --keygen)")
         ->type_name("KEYFILE");
     app.add_flag(
@@ -69,6 +70,8 @@ int main(int argc, char** argv) {
             throw hp::Error(hp::ErrorCode::Usage, "no patch .so given (see --help)");
         if (description.size() > 64 * 1024)
             throw hp::Error(hp::ErrorCode::Usage, "--description is longer than 64 KiB");
+        if (!hp::valid_utf8(description))
+            throw hp::Error(hp::ErrorCode::Usage, "--description is not valid UTF-8");
         if (output.empty()) throw hp::Error(hp::ErrorCode::Usage, "no output given (-o OUT.hpk)");
         if (targets.empty()) throw hp::Error(hp::ErrorCode::Usage, "no --target given");
 
