@@ -34,6 +34,14 @@ void require_utf8(const std::string& name, const std::string& what) {
                  "{} '{}' is not valid UTF-8, which the manifest (JSON) cannot hold", what, name)));
 }
 
+// " (wanted for --replace a, b)": a refusal of a whole target names the functions too.
+std::string wanted_for(const TargetRequest& tr) {
+    std::string list;
+    for (const ReplaceRequest& rr : tr.replaces)
+        list += (list.empty() ? "" : ", ") + rr.old_spec;
+    return list.empty() ? "" : fmt::format(" (wanted for --replace {})", list);
+}
+
 std::string base_name(const std::string& path) {
     auto slash = path.rfind('/');
     return slash == std::string::npos ? path : path.substr(slash + 1);
@@ -284,15 +292,16 @@ PackResult pack(const PackRequest& req, const std::function<void(const std::stri
                  fmt::format("{}: not an executable or shared library", tr.path));
         auto tarch = e.arch();
         if (!tarch || *tarch != *parch)
-            fail(ErrorCode::BadInput, fmt::format("architecture mismatch: {} is {}, but {} is {}",
+            fail(ErrorCode::BadInput, fmt::format("architecture mismatch: {} is {}, but {} is {}{}",
                                                   req.payload_path, arch::name(*parch), tr.path,
                                                   tarch ? std::string(arch::name(*tarch))
-                                                        : fmt::format("machine {}", e.machine())));
+                                                        : fmt::format("machine {}", e.machine()),
+                                                  wanted_for(tr)));
         if (!e.build_id())
             fail(ErrorCode::BadInput,
-                 fmt::format("{}: has no GNU build-id note, so a package cannot be bound to "
+                 fmt::format("{}: has no GNU build-id note{}, so a package cannot be bound to "
                              "it (link with -Wl,--build-id)",
-                             tr.path));
+                             tr.path, wanted_for(tr)));
         if (!build_ids.insert(*e.build_id()).second)
             fail(ErrorCode::Usage,
                  fmt::format("{}: the same module (build-id {}) is given twice as --target",

@@ -45,8 +45,7 @@ jq_ok '.functions[0].site.expected | startswith("3f2303d5")'
 
 # An x86-64 patch against an ARM64 target is refused.
 cc_x86 -shared -fPIC -o "$T/patch-x86.so" "$HP_SRC/tests/targets/patch.c"
-expect_exit 2 hp-pack "$T/patch-x86.so" --target "$T/victim" --replace compute -o "$T/bad.hpk"
+expect_exit 2 hp-pack "$T/patch-x86.so" --target "$T/victim" --replace compute --replace main=compute -o "$T/bad.hpk"
 error_is bad-input
-expect_err "architecture mismatch"
-expect_err "patch-x86.so is x86_64"
+expect_err "architecture mismatch: $T/patch-x86.so is x86_64, but $T/victim is aarch64 (wanted for --replace compute, main)"
 [ ! -e "$T/bad.hpk" ] || fail "a refused pack wrote a package"

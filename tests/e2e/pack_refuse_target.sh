@@ -5,12 +5,12 @@ cc_x86 -Wl,--build-id=none -o "$T/nobid" "$HP_SRC/tests/targets/victim.c"
 cc_x86 -shared -fPIC -o "$T/patch.so" "$HP_SRC/tests/targets/patch.c"
 expect_exit 2 hp-pack "$T/patch.so" --target "$T/nobid" --replace compute -o "$T/x.hpk"
 error_is bad-input
-expect_err "$T/nobid: has no GNU build-id note"
+expect_err "$T/nobid: has no GNU build-id note (wanted for --replace compute), so a package cannot be bound"
 
 cc_arm64 -o "$T/arm" "$HP_SRC/tests/targets/victim.c"
 expect_exit 2 hp-pack "$T/patch.so" --target "$T/arm" --replace compute -o "$T/x.hpk"
 error_is bad-input
-expect_err "architecture mismatch: $T/patch.so is x86_64, but $T/arm is aarch64"
+expect_err "architecture mismatch: $T/patch.so is x86_64, but $T/arm is aarch64 (wanted for --replace compute)"
 
 # A target without DT_SONAME is recorded by its file name, which the manifest (JSON) can
 # hold only as UTF-8: a Latin-1 byte in it is refused, the name shown escaped.
