@@ -87,8 +87,8 @@ Manifest manifest_from_json(const json& j) {
     Manifest m;
     m.format = static_cast<int>(root.at("format").uint(1000));
     if (m.format != kManifestFormat)
-        root.at("format").bad(fmt::format("manifest format {} is not supported (this tool reads {})",
-                                          m.format, kManifestFormat));
+        root.at("format").bad(fmt::format(
+            "manifest format {} is not supported (this tool reads {})", m.format, kManifestFormat));
     m.id = root.at("id").str(64);
     if (!valid_patch_id(m.id)) root.at("id").bad("not a patch id ([a-z0-9._-]{1,64})");
     m.description = root.at("description").str(64 * 1024);
@@ -110,10 +110,12 @@ Manifest manifest_from_json(const json& j) {
         Target t;
         t.module = tf.at("module").str();
         t.build_id = tf.at("build_id").str(128);
-        if (t.build_id.empty() || !from_hex(t.build_id) || to_hex(*from_hex(t.build_id)) != t.build_id)
+        if (t.build_id.empty() || !from_hex(t.build_id) ||
+            to_hex(*from_hex(t.build_id)) != t.build_id)
             tf.at("build_id").bad("not a lowercase hex build-id");
         for (const Target& earlier : m.targets)
-            if (earlier.build_id == t.build_id) tf.at("build_id").bad("the same module appears twice");
+            if (earlier.build_id == t.build_id)
+                tf.at("build_id").bad("the same module appears twice");
         Field fns = tf.at("functions");
         std::size_t nf = fns.array_size(kMaxFunctions);
         total_functions += nf;
@@ -125,8 +127,8 @@ Manifest manifest_from_json(const json& j) {
             f.address = ff.at("address").addr();
             f.size = ff.at("size").uint(std::uint64_t{1} << 32);
             f.size_source = ff.at("size_source").str(16);
-            if (f.size_source != "dynsym" && f.size_source != "symtab" && f.size_source != "debug" &&
-                f.size_source != "eh_frame")
+            if (f.size_source != "dynsym" && f.size_source != "symtab" &&
+                f.size_source != "debug" && f.size_source != "eh_frame")
                 ff.at("size_source").bad("not dynsym, symtab, debug or eh_frame");
             Field sf = ff.at("site");
             f.site.offset = static_cast<std::uint32_t>(sf.at("offset").uint(16));
@@ -141,12 +143,15 @@ Manifest manifest_from_json(const json& j) {
             if (f.site.length < arch::near_branch_size(m.arch) + pad)
                 sf.at("length").bad(fmt::format("{} bytes cannot hold a branch", f.site.length));
             if (f.site.far_length != 0 && f.site.far_length < arch::far_branch_size(m.arch) + pad)
-                sf.at("far_length").bad(fmt::format("{} bytes cannot hold a far branch", f.site.far_length));
+                sf.at("far_length")
+                    .bad(fmt::format("{} bytes cannot hold a far branch", f.site.far_length));
             if (f.site.landing_pad && f.site.offset != 0)
                 sf.at("offset").bad("a landing pad site starts at the function");
             if (f.site.expected.size() != need)
-                sf.at("expected").bad(fmt::format("{} bytes, the site needs {}", f.site.expected.size(), need));
-            if (f.address + f.site.offset < f.address) ff.at("address").bad("site wraps the address space");
+                sf.at("expected")
+                    .bad(fmt::format("{} bytes, the site needs {}", f.site.expected.size(), need));
+            if (f.address + f.site.offset < f.address)
+                ff.at("address").bad("site wraps the address space");
             f.sha256 = ff.at("sha256").sha256();
             f.replacement = ff.at("replacement").str();
             if (f.replacement.empty()) ff.at("replacement").bad("empty symbol name");
@@ -176,7 +181,8 @@ Manifest manifest_from_json(const json& j) {
     // per entry would cost 100 000 x 100 000 string compares at the limits).
     std::vector<std::unordered_set<std::string_view>> local_names(m.targets.size());
     for (std::size_t t = 0; t < m.targets.size(); ++t)
-        for (const LocalSymbol& l : m.targets[t].local_symbols) local_names[t].insert(l.name);
+        for (const LocalSymbol& l : m.targets[t].local_symbols)
+            local_names[t].insert(l.name);
     for (std::size_t k = 0; k < nu; ++k) {
         Field uf = und.at(k);
         Undefined u;
@@ -186,11 +192,13 @@ Manifest manifest_from_json(const json& j) {
         u.provider = uf.at("provider").str(32);
         if (u.provider.rfind("target:", 0) == 0) {
             auto idx = u.provider.substr(7);
-            if (idx.empty() || idx.size() > 3 || idx.find_first_not_of("0123456789") != std::string::npos ||
+            if (idx.empty() || idx.size() > 3 ||
+                idx.find_first_not_of("0123456789") != std::string::npos ||
                 std::stoul(idx) >= m.targets.size())
                 uf.at("provider").bad("names a target that does not exist");
             if (local_names[std::stoul(idx)].count(u.name) == 0)
-                uf.at("provider").bad(fmt::format("target {} has no local symbol '{}'", idx, u.name));
+                uf.at("provider")
+                    .bad(fmt::format("target {} has no local symbol '{}'", idx, u.name));
         } else if (u.provider != "process") {
             uf.at("provider").bad("not \"process\" or \"target:N\"");
         }
