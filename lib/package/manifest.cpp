@@ -73,7 +73,7 @@ constexpr doc::FieldErrors kErrors{
     .prefix = "manifest",
     .root_path = true,
     .missing = "missing field",
-    .unit = "characters",
+    .unit = "bytes", // the limits of docs/package-format.md count UTF-8 bytes
     .address = "\"0x...\"",
     .max_string = kMaxNameLength,
     .max_address = 18,

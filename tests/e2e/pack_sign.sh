@@ -35,7 +35,9 @@ expect_err "$T/badsig.hpk: invalid signature at offset 0x"
 python3 -c "import sys; d=bytearray(open(sys.argv[1],'rb').read()); d[len(d)//2]^=0x40; open(sys.argv[2],'wb').write(d)" "$T/s.hpk" "$T/badpay.hpk"
 expect_exit 2 hp-inspect "$T/badpay.hpk"
 error_is bad-package
-expect_err "digest mismatch"
+# The digest sits before the 104-byte signature block: its offset is named.
+digest_off=$(printf '0x%x' $(($(stat -c %s "$T/badpay.hpk") - 104 - 32)))
+expect_err "digest mismatch: the sha256 at offset $digest_off does not match"
 # A malformed secret key file is refused by name.
 echo "garbage" >"$T/keys/bad.key"
 expect_exit 2 hp-pack "$T/patch.so" --target "$T/victim" --replace compute --sign "$T/keys/bad.key" -o "$T/x.hpk"

@@ -176,6 +176,16 @@ TEST_CASE("manifest_validation_names_the_json_path") {
     m = j;
     m["format"] = 2;
     expect(m, "format 2 is not supported");
+    // Limits count bytes (docs/package-format.md): 2049 two-byte characters are too long.
+    m = j;
+    m["targets"][0]["module"] = std::string(4097, 'm');
+    expect(m, "manifest: targets[0].module: longer than 4096 bytes");
+    m = j;
+    std::string e_acute;
+    for (int i = 0; i < 2049; ++i)
+        e_acute += "\xc3\xa9";
+    m["targets"][0]["module"] = e_acute;
+    expect(m, "targets[0].module: longer than 4096 bytes");
 
     // The site rules of section 7 of docs/package-format.md.
     auto site = [&](nlohmann::json& mj) -> nlohmann::json& {
