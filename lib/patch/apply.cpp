@@ -617,15 +617,38 @@ namespace {
 // is stopped. A failure only means the code stays mapped, which `out` says, never an
 // error. Unmapping needs every word that could point into it gone, function pointers to
 // the replacements included.
+// What an unmap needs that takes a search of the target's memory (the syscall instruction
+// to borrow, the death guard's trampoline): found before the threads stop, so the freeze
+// of a revert holds only the check and the munmap calls.
+struct UnmapPrep {
+    std::uint64_t insn = 0;
+    std::string error; // why there is no insn
+};
+
+UnmapPrep prepare_unmap(ptrace::Tracer& tracer, const proc::Memory& mem, const std::vector<proc::Mapping>& maps) {
+    UnmapPrep p;
+    try {
+        p.insn = ptrace::find_syscall_insn(mem, maps, arch::host());
+    } catch (const Error& e) {
+        p.error = e.what();
+    }
+    tracer.prepare_remote_syscalls();
+    return p;
+}
+
 void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
-                  const Record& rec, Clock::time_point deadline, Outcome& out) {
+                  const Record& rec, const UnmapPrep& prep, Clock::time_point deadline, Outcome& out) {
     fault_point("unmapping");
     try {
         std::vector<CodeRange> whole;
         for (const auto& r : rec.mappings) whole.push_back({r.start, r.end, "it", {}});
         auto busy = code_in_use(tracer, mem, maps, whole);
-        if (!busy) {
-            auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
+        if (busy) {
+            out.keep_reason = *busy;
+        } else if (prep.insn == 0) {
+            out.keep_reason = prep.error;
+        } else {
+            const std::uint64_t insn = prep.insn;
             // A filter that refuses munmap keeps the code mapped instead of killing the target.
             std::vector<ptrace::InjectedCall> calls;
             for (const auto& r : rec.mappings)
@@ -642,11 +665,29 @@ void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem
                 }
             }
             out.unmapped = out.keep_reason.empty();
-        } else {
-            out.keep_reason = *busy;
         }
     } catch (const Error& e) {
         out.keep_reason = e.what();
+    }
+}
+
+// Unmaps the code of the reverted `rec` that revert_locked had to keep (a thread was in it
+// or returning into it): stops every thread and tries again, letting them run in between,
+// until `until`. Once the sites are restored nothing enters the code any more, and a
+// thread inside a replacement leaves it within microseconds; so the repair of a killed
+// apply, which rolls back without waiting for the code to be unused (entry mode), does not
+// leave the apply that follows it finding its own id still mapped.
+void unmap_later(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps, const Record& rec,
+                 Clock::time_point until, Clock::time_point deadline, Outcome& out) {
+    ptrace::Tracer tracer(pid, deadline);
+    const UnmapPrep prep = prepare_unmap(tracer, mem, maps);
+    for (unsigned attempt = 1;; ++attempt) {
+        tracer.stop_all(deadline);
+        out.keep_reason.clear();
+        unmap_unused(pid, tracer, mem, maps, rec, prep, deadline, out);
+        tracer.resume_all();
+        if (out.unmapped || Clock::now() >= until) return;
+        back_off(tracer, attempt, until);
     }
 }
 
@@ -700,6 +741,7 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     }
 
     ptrace::Tracer tracer(pid, deadline);
+    const UnmapPrep prep = prepare_unmap(tracer, mem, maps);
     auto ts = Clock::now();
     SwitchCheck check{restore, mode, payload_code(rec), mem, maps};
     Clock::time_point first = stop_safely(tracer, check, deadline, out.timings.attempts);
@@ -725,7 +767,7 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         throw;
     }
     rec.state = State::Reverted;
-    unmap_unused(pid, tracer, mem, maps, rec, deadline, out);
+    unmap_unused(pid, tracer, mem, maps, rec, prep, deadline, out);
     Clock::time_point last = tracer.resume_all();
     out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
     out.timings.switch_us = us_since(ts);
@@ -784,6 +826,10 @@ static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         if (r.state != State::Preparing && !reverting) continue;
         Outcome o;
         revert_locked(pid, mem, maps, records, r, deadline, Consistency::Entry, o);
+        if (!o.unmapped) {
+            unmap_later(pid, mem, maps, r, std::min(deadline, Clock::now() + std::chrono::milliseconds(500)),
+                        deadline, o);
+        }
         done.push_back(fmt::format("{} '{}'{}",
                                    reverting ? "finished the interrupted revert of" : "rolled back the interrupted apply of",
                                    r.id,
@@ -836,9 +882,10 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
             // Reverted, its code kept mapped (a thread was using it, or a revert was killed
             // before unmapping): try the unmap again.
             ptrace::Tracer tracer(pid, deadline);
+            const UnmapPrep prep = prepare_unmap(tracer, mem, maps);
             auto ts = Clock::now();
             Clock::time_point first = tracer.stop_all(deadline);
-            unmap_unused(pid, tracer, mem, maps, *rec, deadline, out);
+            unmap_unused(pid, tracer, mem, maps, *rec, prep, deadline, out);
             Clock::time_point last = tracer.resume_all();
             out.timings.freeze_us =
                 static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
@@ -849,8 +896,13 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         }
         throw Error(ErrorCode::NotApplied, fmt::format("patch '{}' is not applied to process {}", id, pid));
     }
-    revert_locked(pid, mem, maps, records, *rec, deadline, rec->state == State::Preparing ? Consistency::Entry : mode,
-                  out);
+    // A killed apply is rolled back without waiting for its code to be unused (it was never
+    // complete, so no call chain relies on it); its unmap then waits for that.
+    const bool rolling_back = rec->state == State::Preparing;
+    revert_locked(pid, mem, maps, records, *rec, deadline, rolling_back ? Consistency::Entry : mode, out);
+    if (rolling_back && !out.unmapped)
+        unmap_later(pid, mem, maps, *rec, std::min(deadline, Clock::now() + std::chrono::milliseconds(500)), deadline,
+                    out);
     if (out.unmapped) {
         // A descriptor an interrupted apply of this id left open goes too.
         maps = proc::read_maps(pid);

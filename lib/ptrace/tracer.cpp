@@ -1162,6 +1162,10 @@ std::int64_t Tracer::remote_syscall(Pid tid, std::uint64_t syscall_insn, long nr
     return impl_->remote_syscall(tid, syscall_insn, nr, args, deadline, stack_arg);
 }
 
+void Tracer::prepare_remote_syscalls() noexcept {
+    (void)impl_->find_trampoline();
+}
+
 Pid Tracer::choose_thread() const {
     return impl_->choose_thread();
 }

@@ -96,6 +96,10 @@ class Tracer {
                                 const StackArg* stack_arg = nullptr);
     // The thread remote_syscall(0, ...) would borrow.
     Pid choose_thread() const;
+    // Does now, while the threads run, the searches of the target's memory that the first
+    // remote_syscall would otherwise do with threads held (the signal-return trampoline of
+    // the death guard). Optional; never throws.
+    void prepare_remote_syscalls() noexcept;
 
   private:
     struct Impl;

@@ -176,9 +176,21 @@ build_many() {
 # named half state (half: an apply or a revert interrupted between its writes, or the
 # remains of an apply killed before its record). The hp-verify document is left in
 # $T/verify.json.
+# A worker borrowed for a system call when hp-apply died finishes that call on its own
+# (man hp-apply); every worker's call count growing proves none is still in one, so what
+# the call does (a memfd created, a mapping made or removed) is not left to race the
+# checks below.
+workers_moved_on() {
+    ask progress
+    local now=($REPLY) i
+    for i in "${!now[@]}"; do [ "${now[$i]}" -gt "${PROGRESS_AT_KILL[$i]}" ] || return 1; done
+}
 after_kill() {
     local id=$1 rc n
     kill -0 "$VPID" 2>/dev/null || fail "the victim died"
+    ask progress
+    PROGRESS_AT_KILL=($REPLY)
+    wait_until "a worker of the victim stopped making calls after the kill" workers_moved_on
     ask state
     local state=$REPLY
     case $state in *'?'*) fail "torn function: state $state" ;; esac
