@@ -153,18 +153,19 @@ struct SwitchCheck {
 };
 
 // Stops the world until the check passes, retrying until the deadline: each attempt's
-// freeze lasts only as long as the check, then the threads run while we back off. On
-// return every thread is stopped. Throws Unsafe naming the threads and functions.
+// freeze lasts only as long as the check, then the threads run while we back off (the
+// longest such freeze goes to tm.max_attempt_freeze_us). On return every thread is
+// stopped. Throws Refused naming the threads and functions.
 Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock::time_point deadline,
-                              unsigned& attempts) {
+                              Timings& tm) {
     std::optional<std::string> busy;
     auto give_up = [&] {
-        throw Error(ErrorCode::Unsafe,
-                    fmt::format("{}; gave up after {} attempts (--timeout, --consistency {}); nothing was changed",
-                                *busy, attempts, consistency_name(check.mode)));
+        throw Refused(fmt::format("{}; gave up after {} attempts (--timeout, --consistency {}); nothing was changed",
+                                  *busy, tm.attempts, consistency_name(check.mode)),
+                      tm.attempts, tm.max_attempt_freeze_us);
     };
     for (;;) {
-        ++attempts;
+        ++tm.attempts;
         Clock::time_point first;
         try {
             first = t.stop_all(deadline);
@@ -175,11 +176,14 @@ Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock
         }
         busy = check(t);
         if (!busy) return first;
-        auto stop_cost = Clock::now() - first;
-        t.resume_all();
+        Clock::time_point resumed = t.resume_all();
+        auto stop_cost = resumed - first;
+        tm.max_attempt_freeze_us =
+            std::max<std::uint64_t>(tm.max_attempt_freeze_us,
+                                    std::chrono::duration_cast<std::chrono::microseconds>(stop_cost).count());
         fault_point("retry");
         if (Clock::now() + 2 * stop_cost >= deadline) give_up();
-        back_off(t, attempts, deadline);
+        back_off(t, tm.attempts, deadline);
         if (Clock::now() + 2 * stop_cost >= deadline) give_up();
     }
 }
@@ -573,7 +577,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         if (ps.superseded != nullptr)
             for (CodeRange& r : payload_code(*ps.superseded)) check.code.push_back(std::move(r));
     }
-    Clock::time_point first = stop_safely(tracer, check, deadline, out.timings.attempts);
+    Clock::time_point first = stop_safely(tracer, check, deadline, out.timings);
     std::size_t written = 0;
     try {
         for (const SiteRecord& s : rec.sites) {
@@ -606,6 +610,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     mem.write(base + kFreezeOffset, fz);
     out.timings.switch_us = us_since(ts);
     out.timings.freeze_us = rec.freeze_us;
+    out.timings.max_attempt_freeze_us = std::max(out.timings.max_attempt_freeze_us, rec.freeze_us);
     out.timings.total_us = us_since(t0);
     out.record = std::move(rec);
     return out;
@@ -744,7 +749,7 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     const UnmapPrep prep = prepare_unmap(tracer, mem, maps);
     auto ts = Clock::now();
     SwitchCheck check{restore, mode, payload_code(rec), mem, maps};
-    Clock::time_point first = stop_safely(tracer, check, deadline, out.timings.attempts);
+    Clock::time_point first = stop_safely(tracer, check, deadline, out.timings);
     std::size_t written = 0;
     try {
         for (const auto& [addr, bytes] : rewrites) mem.write(addr, bytes);
@@ -770,6 +775,7 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     unmap_unused(pid, tracer, mem, maps, rec, prep, deadline, out);
     Clock::time_point last = tracer.resume_all();
     out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
+    out.timings.max_attempt_freeze_us = std::max(out.timings.max_attempt_freeze_us, out.timings.freeze_us);
     out.timings.switch_us = us_since(ts);
     out.record = rec;
 }

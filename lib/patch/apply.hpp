@@ -37,6 +37,18 @@ struct Timings {
     std::uint64_t plan_us = 0, prepare_us = 0, switch_us = 0, total_us = 0;
     std::uint64_t freeze_us = 0;
     unsigned attempts = 0; // stop-the-world attempts (retries when a thread was in a site)
+    std::uint64_t max_attempt_freeze_us = 0; // the longest of them, the last one's freeze included
+};
+
+// The consistency check never passed before the timeout (ErrorCode::Unsafe): with the
+// attempts made and the longest time one of them held the threads.
+class Refused : public Error {
+  public:
+    Refused(std::string message, unsigned n, std::uint64_t max_freeze_us)
+        : Error(ErrorCode::Unsafe, std::move(message)), attempts(n),
+          max_attempt_freeze_us(max_freeze_us) {}
+    unsigned attempts;
+    std::uint64_t max_attempt_freeze_us;
 };
 
 struct Outcome {

@@ -35,6 +35,11 @@ expect_err "--consistency stack"
 CHECKS=$((CHECKS + 1))
 n=$(grep -oE 'gave up after [0-9]+ attempts' "$T/err" | grep -oE '[0-9]+')
 [ "${n:-0}" -ge 2 ] || fail "gave up after ${n:-no} attempts: it never retried"
+# Each attempt held the threads only for its check, not until the timeout (a sanity
+# bound, far above the real figure, not a speed test).
+jq_ok ".timings.attempts == $n and .timings.max_attempt_freeze_us > 0"
+jq_ok '.timings.max_attempt_freeze_us < 250000'
+echo "spin refused: $n attempts in 500 ms, longest freeze $(jq .timings.max_attempt_freeze_us "$T/out") us" >&2
 expect_exit 0 hp-verify -p "$VPID"
 jq_ok '.patches == []'
 
@@ -69,6 +74,8 @@ expect_answer wake "waited 7"
 # then let out of spin() and ends, and the next attempt goes through. (The thread is the
 # one spinning since the start.)
 hold_apply retry retry -p "$VPID" --allow-unsigned --timeout 30000 "$T/spin.hpk"
+# Between attempts the threads run: the victim answers while hp-apply waits to retry.
+expect_answer "quick 5" "quick 6"
 release_apply
 expect_answer unspin unspun
 wait_apply
@@ -76,7 +83,8 @@ CHECKS=$((CHECKS + 1))
 [ "$RC" -eq 0 ] || fail "hp-apply exited $RC after the thread left spin(): $(cat "$T/retry.err")"
 cp "$T/retry.out" "$T/out"
 jq_ok '.record.consistency == "stack" and .record.state == "applied" and .timings.attempts >= 2'
-echo "spin: applied after $(jq .timings.attempts "$T/out") attempts" >&2
+jq_ok '.timings.max_attempt_freeze_us >= .timings.freeze_us'
+echo "spin: applied after $(jq .timings.attempts "$T/out") attempts, longest freeze $(jq .timings.max_attempt_freeze_us "$T/out") us" >&2
 # quick() is called from the main thread, blocked in fgets() meanwhile: never in use.
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/quick.hpk"
 expect_answer "quick 1" "quick 11"

@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
         ->type_name("MODE")->check(CLI::IsMember({"entry", "stack"}));
     tool.add_format_option(app);
 
-    auto body = [&]() -> int {
+    auto run = [&]() -> int {
         json& doc = tool.doc();
         // Only a check document names the process by itself; everything else needs -p.
         if (pid == 0 && input != "-")
@@ -98,11 +98,22 @@ int main(int argc, char** argv) {
         doc["start_time"] = out.record.instance.start_time;
         doc["timings"] = {{"plan_us", out.timings.plan_us},       {"prepare_us", out.timings.prepare_us},
                           {"switch_us", out.timings.switch_us},   {"freeze_us", out.timings.freeze_us},
-                          {"total_us", out.timings.total_us},     {"attempts", out.timings.attempts}};
+                          {"total_us", out.timings.total_us},     {"attempts", out.timings.attempts},
+                          {"max_attempt_freeze_us", out.timings.max_attempt_freeze_us}};
         json rec = hp::patch::to_json(out.record);
         if (dry_run) rec["state"] = "planned";
         doc["record"] = rec;
         return 0;
+    };
+    // A refusal tells how often, and how long at most, the threads were held.
+    auto body = [&]() -> int {
+        try {
+            return run();
+        } catch (const hp::patch::Refused& e) {
+            tool.doc()["timings"] = {{"attempts", e.attempts},
+                                     {"max_attempt_freeze_us", e.max_attempt_freeze_us}};
+            throw;
+        }
     };
     auto text = [](const json& doc) {
         std::string action = doc["action"].get<std::string>();
