@@ -33,8 +33,8 @@ int main(int argc, char** argv) {
         ->type_name("DIR");
     std::string consistency = "stack";
     app.add_option("--consistency", consistency,
-                   "entry: no thread inside a patch site; stack (default): no thread executing in or returning "
-                   "into an old function (revert: a replacement)")
+                   "entry: no thread inside a patch site; stack (default, fails safe: refuses when in doubt): no "
+                   "thread executing in or returning into an old function (revert: a replacement)")
         ->type_name("MODE")->check(CLI::IsMember({"entry", "stack"}));
     tool.add_format_option(app);
 
