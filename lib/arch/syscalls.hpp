@@ -53,4 +53,24 @@ inline std::vector<ByteView> sigreturn_trampolines(Arch a) {
 // 16-byte aligned sigcontext at 176, its sp at 176 + 8 + 31 * 8 = 432 (432 - 16).
 inline std::uint64_t altstack_to_saved_sp(Arch a) { return a == Arch::X86_64 ? 144 : 416; }
 
+// What proves that words looking like uc_stack (ss_sp, ss_flags, ss_size) belong to a
+// signal frame and are not ordinary data, relative to uc_stack at `a`. Both ABIs: uc_link,
+// the word before uc_stack, is 0 (the kernel writes 0). x86-64: the rt_sigframe starts 24
+// bytes before uc_stack (pretcode, uc_flags, uc_link) with pretcode, the address of the
+// signal-return trampoline the handler returns to (sa_restorer, mandatory there). ARM64
+// keeps that address in the handler's link register, not in the frame; but the kernel
+// always writes an fpsimd_context first into sigcontext.__reserved, whose 32-bit magic
+// FPSIMD_MAGIC (0x46508001) then lies at uc_stack + 448 (sigcontext at 160 after uc_stack,
+// __reserved at 288 in it, after fault_address, 31 registers, sp, pc and pstate).
+struct SigframeProof {
+    std::uint64_t trampoline_before; // pretcode at a - this; 0: none in the frame
+    std::uint64_t magic_after;       // a 32-bit magic at a + this; 0: none
+    std::uint32_t magic;
+};
+
+inline SigframeProof sigframe_proof(Arch a) {
+    if (a == Arch::X86_64) return {24, 0, 0};
+    return {0, 448, 0x46508001};
+}
+
 } // namespace hp::arch

@@ -66,12 +66,29 @@ const proc::Mapping* mapping_at(const std::vector<proc::Mapping>& maps, std::uin
     return nullptr;
 }
 
+// Whether the code at `addr` is a signal-return trampoline (arch::sigreturn_trampolines),
+// remembering the addresses that were.
+bool is_trampoline(const proc::Memory& mem, std::uint64_t addr, std::vector<std::uint64_t>& known) {
+    if (std::find(known.begin(), known.end(), addr) != known.end()) return true;
+    for (ByteView pat : arch::sigreturn_trampolines(arch::host())) {
+        Bytes code(pat.size());
+        if (mem.read_fallible(addr, code.data(), code.size()) &&
+            std::equal(pat.begin(), pat.end(), code.begin())) {
+            known.push_back(addr);
+            return true;
+        }
+    }
+    return false;
+}
+
 } // namespace
 
 std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memory& mem,
                                        std::vector<proc::Mapping>& maps,
                                        const std::vector<CodeRange>& ranges) {
     const RangeIndex index(ranges);
+    const arch::SigframeProof proof = arch::sigframe_proof(arch::host());
+    std::vector<std::uint64_t> trampolines; // addresses already shown to be one
     std::vector<std::string> uses;
     bool refreshed = false;
     Bytes stack;
@@ -147,18 +164,29 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
                                     th.tid, hex_addr(word(a)), which, hex_addr(a), r->name);
             if (!found.empty()) break;
             // On an alternate signal stack? The innermost signal frame's uc_stack describes a
-            // stack that holds sp; its uc_mcontext holds the interrupted stack pointer.
+            // stack that holds sp; its uc_mcontext holds the interrupted stack pointer. Words
+            // of ordinary data can look like uc_stack, and a garbage "interrupted stack
+            // pointer" would then refuse for nothing: a frame counts only with its proof
+            // (arch::sigframe_proof), uc_link 0 and the signal-return trampoline or magic.
             std::optional<std::uint64_t> below;
             const std::uint64_t off = arch::altstack_to_saved_sp(arch::host());
-            for (std::uint64_t a = sp; !below && a + off + 8 <= end; a += 8) {
+            const std::uint64_t first = sp + std::max<std::uint64_t>(8, proof.trampoline_before);
+            for (std::uint64_t a = first;
+                 !below && a + std::max(off + 8, proof.magic_after + 4) <= end; a += 8) {
                 std::uint64_t ss_sp = word(a), flags = word(a + 8) & 0xffffffffu,
                               ss_size = word(a + 16);
                 bool flags_ok = (flags & ~std::uint64_t{kSsOnstack | kSsAutodisarm}) == 0;
-                if (flags_ok && ss_size != 0 && ss_size <= m->end - m->start && ss_sp <= sp &&
-                    sp - ss_sp < ss_size) {
-                    std::uint64_t saved = word(a + off) & ~std::uint64_t{7};
-                    if (saved < ss_sp || saved >= ss_sp + ss_size) below = saved;
-                }
+                if (!flags_ok || ss_size == 0 || ss_size > m->end - m->start || ss_sp > sp ||
+                    sp - ss_sp >= ss_size || word(a - 8) != 0)
+                    continue;
+                if (proof.trampoline_before != 0 &&
+                    !is_trampoline(mem, word(a - proof.trampoline_before), trampolines))
+                    continue;
+                if (proof.magic_after != 0 &&
+                    load_le32(stack.data() + (a + proof.magic_after - sp)) != proof.magic)
+                    continue;
+                std::uint64_t saved = word(a + off) & ~std::uint64_t{7};
+                if (saved < ss_sp || saved >= ss_sp + ss_size) below = saved;
             }
             if (!below) break;
             sp = *below;

@@ -1,12 +1,15 @@
 # --consistency stack (the default) refuses while a thread executes an old function (its
 # top frame) or has it further down its stack, names thread and function, and changes
-# nothing, after retrying (at least 2 attempts); a thread that leaves the function while
-# hp-apply retries lets it through (attempts >= 2 in the record's timings); with frame
-# pointers (a second build with -fno-omit-frame-pointer) the refusal names the frame of a
-# function waiting two frames down; a thread whose signal handler waits on an alternate
-# signal stack has the stack below it scanned; --consistency entry patches anyway, the thread
-# finishing in the old code. A revert in stack mode refuses while a thread is inside a
-# replacement.
+# nothing, after retrying (at least 2 attempts, each holding the threads well under the
+# timeout: timings.max_attempt_freeze_us); between attempts the victim answers requests;
+# a thread that leaves the function while hp-apply retries lets it through (attempts >= 2
+# in the record's timings); with frame pointers (a second build with
+# -fno-omit-frame-pointer) the refusal names the frame of a function waiting two frames
+# down; a thread whose signal handler waits on an alternate signal stack has the stack
+# below it scanned, while look-alike words in an ordinary frame are no signal frame; a
+# thread whose stack pointer lies in no mapping is refused; --consistency entry patches
+# anyway, the thread finishing in the old code. A revert in stack mode refuses while a
+# thread is inside a replacement.
 source "$(dirname "$0")/lib.sh"
 cc_x86 -pthread -o "$T/cons" "$HP_SRC/tests/targets/consistency.c"
 cc_x86 -shared -fPIC -o "$T/p.so" "$HP_SRC/tests/targets/consistency_patch.c"
@@ -102,6 +105,16 @@ expect_err "on its interrupted stack (below its alternate signal stack)"
 expect_err "a return address into 'alt_waiter'"
 expect_answer wake "waited 1007"
 
+# Words in an ordinary frame that look like a signal frame's uc_stack (a pointer just
+# below the stack pointer, 0, a size, and an unmapped "interrupted stack pointer" where a
+# signal frame keeps it): without a signal-return trampoline's address before them they
+# are no signal frame, and stack mode applies.
+expect_answer decoy waiting
+expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/quick.hpk"
+jq_ok '.record.consistency == "stack" and .record.state == "applied"'
+expect_exit 0 hp-apply -p "$VPID" --revert quick
+expect_answer wake "waited 9"
+
 # Frame pointers: the same victim built with -fno-omit-frame-pointer, a thread blocked in
 # read() under waiter() under deep_waiter(): the chain names deep_waiter's frame.
 cc_x86 -pthread -fno-omit-frame-pointer -o "$T/cons-fp" "$HP_SRC/tests/targets/consistency.c"
@@ -115,3 +128,15 @@ expect_answer wake "waited 14"
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/deep.hpk"
 expect_answer deepwait waiting
 expect_answer wake "waited 214"
+
+# A thread whose stack pointer lies in no mapping (x86-64 asm: it loops without touching
+# memory): its stack cannot be checked, which is a refusal naming the thread, never a pass.
+# (A spinning thread first: the lowest running thread is the one borrowed for the
+# system calls of the prepare phase, which need a stack.)
+start_victim bad "$T/cons"
+expect_answer spin spinning
+expect_answer badsp looping
+bad_tid=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
+refused "$T/quick.hpk"
+expect_err "thread $bad_tid's stack pointer 0x1000 lies in no mapping: its stack cannot be checked"
+kill -9 "$VPID"

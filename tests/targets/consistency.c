@@ -9,8 +9,15 @@
  *   "altwait"   a thread in alt_waiter() signals itself; the handler runs on an alternate
  *               signal stack and blocks in read() there: alt_waiter() is only on the
  *               stack the signal interrupted; "waiting"
+ *   "decoy"     a thread blocked in read() under decoy_waiter(), whose frame holds words
+ *               that look like the uc_stack of a signal frame (a pointer just below the
+ *               stack pointer, 0, a size) with an unmapped "interrupted stack pointer"
+ *               where a signal frame keeps it, but no signal frame; "waiting"
  *   "wake"      give it a byte, join it, print "waited R" with R = the result of the
  *               function the thread started in
+ *   "badsp"     (x86-64) a thread sets its stack pointer to the unmapped address 0x1000
+ *               and loops without touching memory, forever: its stack cannot be read;
+ *               "looping"
  *   "quick N"   print "quick R" with R = quick(N), called from the main thread
  * Built a second time with -fno-omit-frame-pointer for the frame-pointer unwinder.
  * Usage: consistency */
@@ -60,6 +67,20 @@ __attribute__((noipa)) long alt_waiter(void)
 {
     pthread_kill(pthread_self(), SIGUSR1); /* delivered before it returns */
     return alt_got + 1000;
+}
+
+/* The words, from index 3 on: uc_stack's ss_sp (64 KiB below the array, so at or below
+ * the stack pointer while read() blocks), ss_flags 0, ss_size 128 KiB, then at uc_stack +
+ * 144 (where x86-64 keeps the interrupted rsp) the unmapped 0x1000. */
+__attribute__((noipa)) long decoy_waiter(int fd)
+{
+    volatile unsigned long w[24] = {0};
+    w[3] = (unsigned long)w - 65536;
+    w[5] = 131072;
+    w[3 + 18] = 0x1000;
+    char c = 0;
+    if (read(fd, &c, 1) != 1) return -1;
+    return c + (long)(w[5] >> 16); /* w stays live across the read: + 2 */
 }
 
 __attribute__((noipa)) long quick(long x)
@@ -113,6 +134,29 @@ static void *alt_start(void *arg)
     return (void *)alt_waiter();
 }
 
+static void *decoy_start(void *arg)
+{
+    atomic_store(&wait_tid, gettid());
+    return (void *)decoy_waiter(*(int *)arg);
+}
+
+static atomic_int badsp_looping;
+
+static void *badsp_main(void *arg)
+{
+    (void)arg;
+#ifdef __x86_64__
+    /* The flag is set after the stack pointer changed, through a register: no stack access. */
+    __asm__ volatile("mov %0, %%rsp\n\t"
+                     "movl $1, (%1)\n\t"
+                     "1: jmp 1b"
+                     :
+                     : "r"(0x1000UL), "r"(&badsp_looping)
+                     : "memory");
+#endif
+    abort();
+}
+
 static void *deep_start(void *arg)
 {
     atomic_store(&wait_tid, gettid());
@@ -138,10 +182,13 @@ int main(void)
             atomic_store(&spinning, 0);
             printf("unspun\n");
         } else if (strncmp(line, "wait", 4) == 0 || strncmp(line, "deepwait", 8) == 0 ||
-                   strncmp(line, "altwait", 7) == 0) {
+                   strncmp(line, "altwait", 7) == 0 || strncmp(line, "decoy", 5) == 0) {
             atomic_store(&wait_tid, 0);
-            pthread_create(&waiting, NULL, line[0] == 'd' ? deep_start : line[0] == 'a' ? alt_start : wait_start,
-                           &pipefd[0]);
+            void *(*start)(void *) = strncmp(line, "deepwait", 8) == 0 ? deep_start
+                                     : line[0] == 'a'                  ? alt_start
+                                     : strncmp(line, "decoy", 5) == 0  ? decoy_start
+                                                                       : wait_start;
+            pthread_create(&waiting, NULL, start, &pipefd[0]);
             while (atomic_load(&wait_tid) == 0 || !asleep(atomic_load(&wait_tid))) sched_yield();
             printf("waiting\n");
         } else if (strncmp(line, "wake", 4) == 0) {
@@ -149,6 +196,11 @@ int main(void)
             if (write(pipefd[1], "\x07", 1) != 1) return 1;
             pthread_join(waiting, &r);
             printf("waited %ld\n", (long)r);
+        } else if (strncmp(line, "badsp", 5) == 0) {
+            pthread_t t;
+            pthread_create(&t, NULL, badsp_main, NULL);
+            while (!atomic_load(&badsp_looping)) sched_yield();
+            printf("looping\n");
         } else if (strncmp(line, "quick", 5) == 0) {
             printf("quick %ld\n", quick(atol(line + 6)));
         }
