@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <fstream>
 #include <sstream>
@@ -27,20 +28,25 @@ namespace hp::check {
 
 namespace {
 
-Check pass(std::string id, std::string detail) { return {std::move(id), "pass", std::move(detail), ""}; }
+Check pass(std::string id, std::string detail) {
+    return {std::move(id), "pass", std::move(detail), ""};
+}
 Check warn(std::string id, std::string detail, std::string hint) {
     return {std::move(id), "warn", std::move(detail), std::move(hint)};
 }
 Check fail(std::string id, std::string detail, std::string hint) {
     return {std::move(id), "fail", std::move(detail), std::move(hint)};
 }
-Check skip(std::string id, std::string detail) { return {std::move(id), "skip", std::move(detail), ""}; }
+Check skip(std::string id, std::string detail) {
+    return {std::move(id), "skip", std::move(detail), ""};
+}
 
 std::optional<std::string> read_text(const std::string& path) {
     std::ifstream f(path);
     if (!f) return std::nullopt;
     std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+        s.pop_back();
     return s;
 }
 
@@ -62,10 +68,24 @@ bool have_cap_sys_ptrace() {
     return (std::stoull(cap, nullptr, 16) >> 19) & 1; // CAP_SYS_PTRACE = 19
 }
 
-// PTRACE_SEIZE on a child of ours that waits: the feature, without touching anyone else.
-Check probe_seize() {
+// What /proc/PID/mem lets a tracer write, as the kernel's command line sets it.
+std::string force_override_setting() {
+    auto cmdline = read_text("/proc/cmdline").value_or("");
+    for (const char* v : {"never", "ptrace", "always"})
+        if (cmdline.find(std::string("proc_mem.force_override=") + v) != std::string::npos)
+            return std::string("proc_mem.force_override=") + v + " (kernel command line)";
+    return "proc_mem.force_override: the kernel's default (not on the command line)";
+}
+
+// PTRACE_SEIZE on a child of ours that waits, then /proc/CHILD/mem writing the bytes its
+// read-only code already holds (the child is a fork of us: our code is at the same
+// address in it), as hp-apply writes a site: the features, without touching anyone else.
+// Returns host.ptrace-seize and host.proc-mem.
+std::pair<Check, Check> probe_child() {
     int fds[2];
-    if (::pipe(fds) != 0) return warn("host.ptrace-seize", "cannot probe (pipe failed)", "");
+    if (::pipe(fds) != 0)
+        return {warn("host.ptrace-seize", "cannot probe (pipe failed)", ""),
+                skip("host.proc-mem", "not probed (pipe failed); " + force_override_setting())};
     pid_t child = ::fork();
     if (child == 0) {
         char c;
@@ -76,17 +96,45 @@ Check probe_seize() {
     ::close(fds[0]);
     if (child < 0) {
         ::close(fds[1]);
-        return warn("host.ptrace-seize", "cannot probe (fork failed)", "");
+        return {warn("host.ptrace-seize", "cannot probe (fork failed)", ""),
+                skip("host.proc-mem", "not probed (fork failed); " + force_override_setting())};
     }
     long r = ::ptrace(PTRACE_SEIZE, child, nullptr, nullptr);
     int e = errno;
+    std::optional<int> mem_errno;
+    if (r == 0) {
+        auto code = reinterpret_cast<std::uintptr_t>(&force_override_setting);
+        unsigned char byte = *reinterpret_cast<const unsigned char*>(code);
+        int fd = ::open(fmt::format("/proc/{}/mem", child).c_str(), O_RDWR | O_CLOEXEC);
+        mem_errno = fd < 0 ? errno : 0;
+        if (fd >= 0) {
+            if (::pwrite(fd, &byte, 1, static_cast<off_t>(code)) != 1) mem_errno = errno;
+            ::close(fd);
+        }
+    }
     ::kill(child, SIGKILL);
     ::close(fds[1]);
     int st;
     ::waitpid(child, &st, __WALL);
-    if (r == 0) return pass("host.ptrace-seize", "PTRACE_SEIZE works (Linux 3.4+)");
-    return fail("host.ptrace-seize", fmt::format("PTRACE_SEIZE on a child failed: {}", std::strerror(e)),
-                "ptrace may be disabled (Yama scope 3, a container's seccomp profile, or an LSM)");
+    if (r != 0)
+        return {
+            fail("host.ptrace-seize",
+                 fmt::format("PTRACE_SEIZE on a child failed: {}", std::strerror(e)),
+                 "ptrace may be disabled (Yama scope 3, a container's seccomp profile, or an LSM)"),
+            skip("host.proc-mem", "not probed: PTRACE_SEIZE failed; " + force_override_setting())};
+    Check seize = pass("host.ptrace-seize", "PTRACE_SEIZE works (Linux 3.4+)");
+    if (*mem_errno == 0)
+        return {seize, pass("host.proc-mem",
+                            "a tracer can write read-only code through /proc/PID/mem, probed on a "
+                            "child; " +
+                                force_override_setting())};
+    return {
+        seize,
+        fail("host.proc-mem",
+             fmt::format(
+                 "writing read-only code of a traced child through /proc/PID/mem failed: {} ({})",
+                 std::strerror(*mem_errno), force_override_setting()),
+             "boot without proc_mem.force_override=never (or with =ptrace)")};
 }
 
 } // namespace
@@ -103,22 +151,28 @@ std::vector<Check> host_checks() {
     if (arch::host() == arch::Arch::X86_64)
         out.push_back(pass("host.arch", "x86_64: apply, revert and verify are supported"));
     else
-        out.push_back(warn("host.arch", "aarch64: packages can be built and inspected; applying is not yet supported",
-                           "apply from an x86_64 host for now"));
-    out.push_back(probe_seize());
+        out.push_back(
+            warn("host.arch",
+                 "aarch64: packages can be built and inspected; applying is not yet supported",
+                 "apply from an x86_64 host for now"));
+    auto probes = probe_child();
+    out.push_back(probes.first);
     {
         long v = 0x1234, got = 0;
         iovec local{&got, sizeof got}, remote{&v, sizeof v};
         ssize_t n = ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0);
-        out.push_back(n == sizeof v ? pass("host.process-vm", "process_vm_readv works")
-                                    : warn("host.process-vm", fmt::format("process_vm_readv: {}", std::strerror(errno)),
-                                           "not required: hotpatch uses /proc/PID/mem"));
+        out.push_back(n == sizeof v
+                          ? pass("host.process-vm", "process_vm_readv works")
+                          : warn("host.process-vm",
+                                 fmt::format("process_vm_readv: {}", std::strerror(errno)),
+                                 "not required: hotpatch uses /proc/PID/mem"));
     }
     {
         int fd = static_cast<int>(::syscall(SYS_memfd_create, "hotpatch-probe", 1u));
         if (fd >= 0) {
             ::close(fd);
-            out.push_back(pass("host.memfd", "memfd_create works (patch mappings are named memfds)"));
+            out.push_back(
+                pass("host.memfd", "memfd_create works (patch mappings are named memfds)"));
         } else {
             out.push_back(fail("host.memfd", fmt::format("memfd_create: {}", std::strerror(errno)),
                                "hotpatch needs Linux 3.17+ with memfd_create"));
@@ -126,47 +180,56 @@ std::vector<Check> host_checks() {
     }
     {
         int r = ::prctl(66 /* PR_GET_MDWE */, 0, 0, 0, 0);
-        out.push_back(r >= 0 ? pass("host.mdwe", "PR_SET_MDWE is known to this kernel (patch code is mapped r-x "
-                                                 "from the start, so MDWE processes can be patched)")
-                             : skip("host.mdwe", "PR_SET_MDWE is not supported by this kernel (Linux 6.3+)"));
+        out.push_back(
+            r >= 0
+                ? pass("host.mdwe", "PR_SET_MDWE is known to this kernel (patch code is mapped r-x "
+                                    "from the start, so MDWE processes can be patched)")
+                : skip("host.mdwe", "PR_SET_MDWE is not supported by this kernel (Linux 6.3+)"));
     }
     bool root = ::geteuid() == 0, cap = have_cap_sys_ptrace();
     if (root || cap)
-        out.push_back(pass("host.privileges", root ? "running as root" : "CAP_SYS_PTRACE is effective"));
+        out.push_back(
+            pass("host.privileges", root ? "running as root" : "CAP_SYS_PTRACE is effective"));
     else
-        out.push_back(warn("host.privileges", fmt::format("uid {} without CAP_SYS_PTRACE: only own processes", ::geteuid()),
-                           "run as root to patch other users' services"));
+        out.push_back(
+            warn("host.privileges",
+                 fmt::format("uid {} without CAP_SYS_PTRACE: only own processes", ::geteuid()),
+                 "run as root to patch other users' services"));
     if (auto y = read_text("/proc/sys/kernel/yama/ptrace_scope")) {
-        static const char* meaning[] = {"0 (classic: same uid may trace)", "1 (restricted: only descendants, unless "
-                                        "CAP_SYS_PTRACE)", "2 (admin-only: CAP_SYS_PTRACE needed)",
+        static const char* meaning[] = {"0 (classic: same uid may trace)",
+                                        "1 (restricted: only descendants, unless "
+                                        "CAP_SYS_PTRACE)",
+                                        "2 (admin-only: CAP_SYS_PTRACE needed)",
                                         "3 (no attach at all)"};
         int s = std::atoi(y->c_str());
-        std::string d = fmt::format("Yama ptrace_scope {}", s >= 0 && s <= 3 ? meaning[s] : y->c_str());
-        if (s == 3) out.push_back(fail("host.yama", d, "ptrace_scope 3 cannot be lowered without a reboot"));
-        else if (s >= 1 && !cap && !root) out.push_back(fail("host.yama", d, "run as root or with CAP_SYS_PTRACE"));
-        else out.push_back(pass("host.yama", d));
+        std::string d =
+            fmt::format("Yama ptrace_scope {}", s >= 0 && s <= 3 ? meaning[s] : y->c_str());
+        if (s == 3)
+            out.push_back(
+                fail("host.yama", d, "ptrace_scope 3 cannot be lowered without a reboot"));
+        else if (s >= 1 && !cap && !root)
+            out.push_back(fail("host.yama", d, "run as root or with CAP_SYS_PTRACE"));
+        else
+            out.push_back(pass("host.yama", d));
     } else {
         out.push_back(pass("host.yama", "Yama is not present (classic ptrace rules)"));
     }
-    auto cmdline = read_text("/proc/cmdline").value_or("");
-    if (cmdline.find("proc_mem.force_override=never") != std::string::npos)
-        out.push_back(fail("host.proc-mem", "proc_mem.force_override=never: /proc/PID/mem cannot write read-only code",
-                           "boot without proc_mem.force_override=never (or with =ptrace)"));
-    else
-        out.push_back(pass("host.proc-mem", cmdline.find("proc_mem.force_override=ptrace") != std::string::npos
-                                                ? "proc_mem.force_override=ptrace: writes allowed while attached"
-                                                : "proc_mem.force_override default: tracers can write code"));
+    out.push_back(probes.second);
     if (auto e = read_text("/sys/fs/selinux/enforce"))
-        out.push_back(*e == "1" ? warn("host.selinux", "SELinux enforcing", "a policy may deny ptrace or memfd execution")
+        out.push_back(*e == "1" ? warn("host.selinux", "SELinux enforcing",
+                                       "a policy may deny ptrace or memfd execution")
                                 : pass("host.selinux", "SELinux permissive"));
     else
         out.push_back(skip("host.selinux", "SELinux not present"));
     if (auto a = read_text("/sys/module/apparmor/parameters/enabled"); a && *a == "Y")
-        out.push_back(pass("host.apparmor", "AppArmor enabled (a confined target's profile may deny ptrace)"));
+        out.push_back(pass("host.apparmor",
+                           "AppArmor enabled (a confined target's profile may deny ptrace)"));
     else
         out.push_back(skip("host.apparmor", "AppArmor not enabled"));
     if (auto l = read_text("/sys/kernel/security/lockdown"))
-        out.push_back(pass("host.lockdown", fmt::format("kernel lockdown: {} (does not restrict user-space ptrace)", *l)));
+        out.push_back(
+            pass("host.lockdown",
+                 fmt::format("kernel lockdown: {} (does not restrict user-space ptrace)", *l)));
     else
         out.push_back(skip("host.lockdown", "kernel lockdown not reported"));
     return out;
@@ -281,6 +344,44 @@ std::string ptrace_denial(const Facts& f) {
     return out;
 }
 
+// The executable's ELF class and machine, from its header: the module list holds 64-bit
+// ELF files only, so a 32-bit (compat) process would have no module to look at.
+Check exe_arch(proc::Pid pid) {
+    std::string exe = fmt::format("/proc/{}/exe", pid);
+    unsigned char h[20] = {};
+    int fd = ::open(exe.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return skip("process.arch",
+                    fmt::format("unknown: {} cannot be opened: {}", exe, std::strerror(errno)));
+    ssize_t n = ::pread(fd, h, sizeof h, 0);
+    ::close(fd);
+    if (n != static_cast<ssize_t>(sizeof h))
+        return skip("process.arch", fmt::format("unknown: {} is shorter than an ELF header", exe));
+    if (std::memcmp(h,
+                    "\x7f"
+                    "ELF",
+                    4) != 0)
+        return fail("process.arch", "the executable is not an ELF file",
+                    "only ELF executables can be patched");
+    std::uint16_t machine = static_cast<std::uint16_t>(h[18] | h[19] << 8);
+    if (h[5] == 2) machine = static_cast<std::uint16_t>(h[18] << 8 | h[19]); // big-endian
+    static const std::pair<std::uint16_t, const char*> names[] = {
+        {3, "i386"}, {8, "MIPS"},    {20, "PowerPC"},  {21, "PowerPC64"}, {22, "S/390"},
+        {40, "ARM"}, {62, "x86_64"}, {183, "aarch64"}, {243, "RISC-V"}};
+    std::string mname = fmt::format("machine {}", machine);
+    for (const auto& [code, label] : names)
+        if (code == machine) mname = label;
+    bool is64 = h[4] == 2, little = h[5] == 1;
+    auto arch = arch::from_elf_machine(machine);
+    if (is64 && little && arch && *arch == arch::host())
+        return pass("process.arch",
+                    fmt::format("64-bit {} ELF, as this host", arch::name(arch::host())));
+    return fail("process.arch",
+                fmt::format("{}-bit {} process: not supported", is64 ? 64 : 32, mname),
+                fmt::format("only 64-bit {} processes can be patched on this host",
+                            arch::name(arch::host())));
+}
+
 } // namespace
 
 std::vector<Check> process_checks(proc::Pid pid) {
@@ -290,70 +391,88 @@ std::vector<Check> process_checks(proc::Pid pid) {
         inst = proc::instance(pid);
     } catch (const Error& e) {
         if (e.code() != ErrorCode::ProcessExited) {
-            out.push_back(fail("process.exists", e.what(), "check the PID (pidof, systemctl show -p MainPID)"));
+            out.push_back(fail("process.exists", e.what(),
+                               "check the PID (pidof, systemctl show -p MainPID)"));
             return out;
         }
         // Every thread has exited: a zombie until its parent reaps it (a leader that
         // exited while other threads run is alive, and instance() says so).
-        out.push_back(pass("process.exists", fmt::format("process {} ({}) exists, but has exited", pid, proc::comm(pid))));
-        out.push_back(fail("process.kind", "a zombie: it has exited and waits for its parent to reap it",
+        out.push_back(pass("process.exists", fmt::format("process {} ({}) exists, but has exited",
+                                                         pid, proc::comm(pid))));
+        out.push_back(fail("process.kind",
+                           "a zombie: it has exited and waits for its parent to reap it",
                            "nothing runs in it any more: check the service's running process"));
         return out;
     }
-    out.push_back(pass("process.exists",
-                       fmt::format("process {} ({}), start time {}", pid, proc::comm(pid), inst.start_time)));
+    out.push_back(pass("process.exists", fmt::format("process {} ({}), start time {}", pid,
+                                                     proc::comm(pid), inst.start_time)));
     {
         // Kernel threads have PF_KTHREAD (0x00200000) in field 9 of /proc/PID/stat.
         auto st = stat_fields(pid);
         unsigned long flags = st.size() > 6 ? std::stoul(st[6]) : 0;
         if (flags & 0x00200000) {
-            out.push_back(fail("process.kind", "a kernel thread", "kernel threads cannot be patched"));
+            out.push_back(
+                fail("process.kind", "a kernel thread", "kernel threads cannot be patched"));
             return out;
         }
         char buf[4096];
         ssize_t n = ::readlink(fmt::format("/proc/{}/exe", pid).c_str(), buf, sizeof buf - 1);
         if (n > 0)
-            out.push_back(pass("process.kind", "user-space process, " + std::string(buf, static_cast<std::size_t>(n))));
+            out.push_back(pass("process.kind", "user-space process, " +
+                                                   std::string(buf, static_cast<std::size_t>(n))));
         else
-            out.push_back(warn("process.kind", fmt::format("user-space process; /proc/{}/exe is not readable: {}", pid,
-                                                           std::strerror(errno)),
+            out.push_back(warn("process.kind",
+                               fmt::format("user-space process; /proc/{}/exe is not readable: {}",
+                                           pid, std::strerror(errno)),
                                "not dumpable or another user's: run as root"));
     }
+    out.push_back(exe_arch(pid));
     try {
         auto maps = proc::read_maps(pid);
         auto mods = proc::modules(pid, maps);
-        if (!mods.empty()) {
-            auto e = proc::open_module(mods[0]);
-            if (e.arch() == arch::host()) out.push_back(pass("process.arch", std::string(arch::name(arch::host()))));
-            else out.push_back(fail("process.arch", "the executable is not for this host's architecture",
-                                    "patch it from a host of its architecture"));
-        }
+        // The file at each module's path as the process sees it (its root, its mount
+        // namespace), against the mapped one.
         bool replaced = false;
+        std::vector<std::string> unread;
         for (const auto& m : mods) {
             if (m.deleted) {
-                out.push_back(warn("process.replaced", fmt::format("{} was replaced or removed on disk since it was mapped", m.path),
-                                   "a restart runs different code than the one patched now"));
+                out.push_back(warn(
+                    "process.replaced",
+                    fmt::format("{} was replaced or removed on disk since it was mapped", m.path),
+                    "a restart runs different code than the one patched now"));
                 replaced = true;
                 continue;
             }
             try {
-                auto disk = elf::ElfFile::open(m.path);
+                auto disk = elf::ElfFile::open(fmt::format("/proc/{}/root{}", pid, m.path));
                 if (disk.build_id().value_or("") != m.build_id) {
-                    out.push_back(warn("process.replaced",
-                                       fmt::format("{} on disk has build-id {}, the mapped one {}", m.path,
-                                                   disk.build_id().value_or("(none)"), m.build_id),
-                                       "a restart runs different code than the one patched now"));
+                    out.push_back(
+                        warn("process.replaced",
+                             fmt::format("{} on disk has build-id {}, the mapped one {}", m.path,
+                                         disk.build_id().value_or("(none)"), m.build_id),
+                             "a restart runs different code than the one patched now"));
                     replaced = true;
                 }
-            } catch (const Error&) {
+            } catch (const Error& e) {
+                unread.push_back(e.what());
             }
         }
-        if (!replaced) out.push_back(pass("process.replaced", "every mapped module matches its file on disk"));
+        if (!unread.empty()) {
+            std::string d;
+            for (const auto& u : unread)
+                d += (d.empty() ? "" : "; ") + u;
+            out.push_back(warn("process.replaced",
+                               fmt::format("not compared with the file on disk: {}", d),
+                               "run as root to read the process's files"));
+        } else if (!replaced) {
+            out.push_back(pass("process.replaced", "every mapped module matches its file on disk"));
+        }
         proc::Memory mem(pid);
         auto recs = patch::find_records(mem, maps);
         if (recs.empty()) out.push_back(pass("process.patches", "no patches applied"));
         for (const auto& r : recs) {
-            std::string d = fmt::format("patch '{}' {} ({} sites, {})", r.id, patch::state_name(r.state), r.sites.size(), r.time);
+            std::string d = fmt::format("patch '{}' {} ({} sites, {})", r.id,
+                                        patch::state_name(r.state), r.sites.size(), r.time);
             if (r.state == patch::State::Preparing)
                 out.push_back(warn("process.patches", d + ": an apply was interrupted",
                                    fmt::format("hp-apply -p {} --revert {}", pid, r.id)));
@@ -389,7 +508,8 @@ std::vector<Check> process_checks(proc::Pid pid) {
     try {
         // Seize and detach (Tracer's RAII): nothing is stopped, and nothing stays attached.
         ptrace::Tracer probe(pid, ptrace::Clock::now() + std::chrono::seconds(5));
-        out.push_back(pass("process.ptrace", "ptrace is permitted (attached and detached without stopping it)"));
+        out.push_back(pass("process.ptrace",
+                           "ptrace is permitted (attached and detached without stopping it)"));
     } catch (const Error& e) {
         out.push_back(
             fail("process.ptrace",
@@ -398,11 +518,13 @@ std::vector<Check> process_checks(proc::Pid pid) {
     }
     try {
         int mode = 0;
-        for (proc::Pid tid : proc::threads(pid)) mode = std::max(mode, ptrace::seccomp_info(pid, tid).mode);
+        for (proc::Pid tid : proc::threads(pid))
+            mode = std::max(mode, ptrace::seccomp_info(pid, tid).mode);
         if (mode == 0) {
             out.push_back(pass("process.seccomp", "no seccomp filter"));
         } else if (mode == 1) {
-            out.push_back(fail("process.seccomp", "seccomp strict mode: only read/write/exit are allowed",
+            out.push_back(fail("process.seccomp",
+                               "seccomp strict mode: only read/write/exit are allowed",
                                "such a process cannot be patched"));
         } else {
             auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
@@ -410,16 +532,20 @@ std::vector<Check> process_checks(proc::Pid pid) {
             ptrace::Tracer tracer(pid, ptrace::Clock::now() + std::chrono::seconds(5));
             tracer.stop_all(ptrace::Clock::now() + std::chrono::seconds(5));
             try {
-                for (const auto& th : tracer.threads()) ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls);
+                for (const auto& th : tracer.threads())
+                    ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls);
                 tracer.resume_all();
-                out.push_back(pass("process.seccomp", "seccomp filters allow the system calls hp-apply injects"));
+                out.push_back(pass("process.seccomp",
+                                   "seccomp filters allow the system calls hp-apply injects"));
             } catch (const Error& e) {
                 tracer.resume_all();
-                out.push_back(fail("process.seccomp", e.what(), "such a process cannot be patched safely"));
+                out.push_back(
+                    fail("process.seccomp", e.what(), "such a process cannot be patched safely"));
             }
         }
     } catch (const Error& e) {
-        out.push_back(fail("process.seccomp", std::string("cannot read the seccomp filters: ") + e.what(),
+        out.push_back(fail("process.seccomp",
+                           std::string("cannot read the seccomp filters: ") + e.what(),
                            "run as root (reading filters needs CAP_SYS_ADMIN)"));
     }
     if (status_field(pid, "NoNewPrivs") == "1")
@@ -507,17 +633,26 @@ std::vector<Check> package_checks(proc::Pid pid, const package::Package& pkg,
                                   const std::vector<Check>& process) {
     std::vector<Check> out;
     if (!pkg.signature) {
-        if (opt.allow_unsigned) out.push_back(warn("package.signature", "unsigned (allowed by --allow-unsigned)", ""));
-        else out.push_back(fail("package.signature", "unsigned", "sign it (hp-pack --sign) or pass --allow-unsigned"));
+        if (opt.allow_unsigned)
+            out.push_back(warn("package.signature", "unsigned (allowed by --allow-unsigned)", ""));
+        else
+            out.push_back(fail("package.signature", "unsigned",
+                               "sign it (hp-pack --sign) or pass --allow-unsigned"));
     } else {
         auto dir = opt.keys_dir.empty() ? package::trusted_keys_dir() : opt.keys_dir;
         bool trusted = package::is_trusted(*pkg.signature, package::load_trusted_keys(dir));
-        if (trusted) out.push_back(pass("package.signature", fmt::format("signed by trusted key {}", pkg.signature->key_id)));
+        if (trusted)
+            out.push_back(pass("package.signature",
+                               fmt::format("signed by trusted key {}", pkg.signature->key_id)));
         else if (opt.allow_unsigned)
-            out.push_back(warn("package.signature", fmt::format("signed by untrusted key {} (allowed)", pkg.signature->key_id), ""));
+            out.push_back(warn(
+                "package.signature",
+                fmt::format("signed by untrusted key {} (allowed)", pkg.signature->key_id), ""));
         else
-            out.push_back(fail("package.signature", fmt::format("signed by key {}, not in {}", pkg.signature->key_id, dir),
-                               "install its .pub in the trusted keys directory, or pass --allow-unsigned"));
+            out.push_back(
+                fail("package.signature",
+                     fmt::format("signed by key {}, not in {}", pkg.signature->key_id, dir),
+                     "install its .pub in the trusted keys directory, or pass --allow-unsigned"));
     }
     // The plan reads the process's maps and memory: after a failed process check it
     // needs, its checks would only repeat that failure.

@@ -12,31 +12,40 @@ using hp::doc::json;
 
 int main(int argc, char** argv) {
     hp::doc::Tool tool("check");
-    CLI::App app{"Check the eligibility of this host, a process (-p) and a package for that process.", "hp-check"};
+    CLI::App app{
+        "Check the eligibility of this host, a process (-p) and a package for that process.",
+        "hp-check"};
     app.set_version_flag("--version", std::string(hp::doc::version()));
     int pid = 0;
     std::string path, keys_dir;
     bool allow_unsigned = false;
     app.add_option("-p,--pid", pid, "The process to check")->check(CLI::PositiveNumber);
     app.add_option("PACKAGE", path, "A package to check against the process (needs -p)");
-    app.add_flag("--allow-unsigned", allow_unsigned, "Accept an unsigned package or one signed by an untrusted key");
-    app.add_option("--keys", keys_dir, "Trusted public keys directory (default $HOTPATCH_KEYS, else /etc/hotpatch/keys)")
+    app.add_flag("--allow-unsigned", allow_unsigned,
+                 "Accept an unsigned package or one signed by an untrusted key");
+    app.add_option(
+           "--keys", keys_dir,
+           "Trusted public keys directory (default $HOTPATCH_KEYS, else /etc/hotpatch/keys)")
         ->type_name("DIR");
     tool.add_format_option(app);
 
     auto body = [&]() -> int {
         json& doc = tool.doc();
-        if (!path.empty() && pid == 0) throw hp::Error(hp::ErrorCode::Usage, "a PACKAGE is checked against a process: give -p PID");
+        if (!path.empty() && pid == 0)
+            throw hp::Error(hp::ErrorCode::Usage,
+                            "a PACKAGE is checked against a process: give -p PID");
         std::vector<hp::check::Check> checks = hp::check::host_checks();
         if (pid != 0) {
-            auto pc = hp::check::process_checks(pid);
-            checks.insert(checks.end(), pc.begin(), pc.end());
+            // The instance before the checks: should the PID be reused while they run, the
+            // document names the process that was there first, and hp-apply refuses the new one.
             try {
                 auto inst = hp::proc::instance(pid);
                 doc["process"] = {{"pid", pid}, {"start_time", inst.start_time}};
             } catch (const hp::Error&) {
                 doc["process"] = {{"pid", pid}, {"start_time", nullptr}};
             }
+            auto pc = hp::check::process_checks(pid);
+            checks.insert(checks.end(), pc.begin(), pc.end());
         }
         if (!path.empty()) {
             hp::Bytes file = hp::read_file(path, std::size_t{512} << 20);
@@ -78,8 +87,8 @@ int main(int argc, char** argv) {
     auto text = [](const json& doc) {
         std::string out;
         for (const json& c : doc["checks"]) {
-            out += fmt::format("{:<5} {:<22} {}\n", c["status"].get<std::string>(), c["id"].get<std::string>(),
-                               c["detail"].get<std::string>());
+            out += fmt::format("{:<5} {:<22} {}\n", c["status"].get<std::string>(),
+                               c["id"].get<std::string>(), c["detail"].get<std::string>());
             if (!c["hint"].get<std::string>().empty() && c["status"] != "pass")
                 out += fmt::format("      {:<22} hint: {}\n", "", c["hint"].get<std::string>());
         }
