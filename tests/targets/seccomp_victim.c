@@ -22,11 +22,7 @@
  * Core dumps are disabled: a kill by seccomp must not leave a core file behind. */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <linux/audit.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <pthread.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,19 +32,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#if defined(__x86_64__)
-#define NATIVE_ARCH AUDIT_ARCH_X86_64
-#elif defined(__aarch64__)
-#define NATIVE_ARCH AUDIT_ARCH_AARCH64
-#else
-#error "seccomp_victim: unsupported architecture"
-#endif
+#include "seccomp_bpf.h"
 
 /* The low 32 bits of argument i (little-endian: the first word). */
 #define ARG_LO(i) ((unsigned)offsetof(struct seccomp_data, args[i]))
-
-#define STMT(code, k) BPF_STMT((unsigned short)(code), (unsigned)(k))
-#define JUMP(code, k, jt, jf) BPF_JUMP((unsigned short)(code), (unsigned)(k), jt, jf)
 
 static void die(const char* what) {
     fprintf(stderr, "seccomp_victim: %s: %s\n", what, strerror(errno));
