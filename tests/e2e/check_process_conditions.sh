@@ -30,6 +30,18 @@ kill "$spid"
 wait "$spid" 2>/dev/null || true
 wait_until "strace never detached" is_untraced "$VPID"
 
+# Another build at the same path without a deleted mapping (a bind mount over the file):
+# the file the process would run now has another build-id. Then unmounted: a match again.
+cc_x86 -DOTHER_BUILD -o "$T/victim.other" "$HP_SRC/tests/targets/victim.c"
+mount --bind "$T/victim.other" "$T/victim"
+HP_MOUNTS+=("$T/victim")
+expect_exit 0 hp-check -p "$VPID"
+check_is process.replaced warn
+jq_ok ".checks[] | select(.id == \"process.replaced\") | .detail | startswith(\"$T/victim on disk has build-id \") and contains(\"the mapped one\")"
+umount "$T/victim"
+expect_exit 0 hp-check -p "$VPID"
+check_is process.replaced pass
+
 # Replaced on disk: a new build of the binary at the same path.
 cc_x86 -DOTHER_BUILD -o "$T/victim.new" "$HP_SRC/tests/targets/victim.c"
 mv "$T/victim.new" "$T/victim"

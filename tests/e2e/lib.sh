@@ -6,11 +6,13 @@ set -euo pipefail
 export PATH="$HP_BIN:$PATH"
 T=$(mktemp -d /tmp/hp-e2e.XXXXXX)
 HP_PIDS=()
+HP_MOUNTS=() # bind mounts a test made, unmounted on exit
 TEST_NAME=$(basename "$0" .sh)
 CHECKS=0
 _hp_cleanup() {
     local rc=$?
     for p in "${HP_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    for m in "${HP_MOUNTS[@]}"; do umount "$m" 2>/dev/null || true; done
     rm -rf "$T"
     if [ $rc -eq 0 ]; then echo "PASS $TEST_NAME ($CHECKS checks)"; fi
 }
@@ -143,7 +145,7 @@ hold_apply() {
     APID=$!
     HP_PIDS+=("$APID")
     exec {HOLD}>"$T/$name.hold"
-    wait_until "hp-apply never held at $step" grep -q "holding at $step" "$T/$name.err"
+    wait_until "hp-apply never held at $step: $(cat "$T/$name.err" 2>/dev/null)" grep -q "holding at $step" "$T/$name.err"
     track_child "$APID"
 }
 release_apply() { echo go >&"$HOLD"; }
