@@ -67,6 +67,30 @@ jq_ok '.checks[] | select(.id == "package.modules") | .status == "fail" and (.de
 cp "$T/out" "$T/failed.json"
 expect_exit 1 hp-apply --allow-unsigned - <"$T/failed.json"
 error_is check-failed
+# The same through a real pipe: hp-check says no (1), hp-apply refuses (1 check-failed).
+refused_pipe() {
+    hp-check -p "$VPID" --allow-unsigned "$T/other.hpk" | hp-apply --allow-unsigned -
+    local st=("${PIPESTATUS[@]}")
+    [ "${st[0]}" -eq 1 ] || { echo "hp-check exited ${st[0]}" >&2; return 9; }
+    return "${st[1]}"
+}
+expect_exit 1 refused_pipe
+error_is check-failed
+expect_err "the check document says the package is not eligible"
+expect_answer 5 "6 4 6"
+
+# Usage and bad input: exit 2.
+expect_exit 2 hp-check --allow-unsigned "$T/fix.hpk"
+error_is usage
+expect_err "give -p PID"
+expect_exit 2 hp-check --no-such-option
+error_is usage
+expect_exit 2 hp-check -p 0
+error_is usage
+head -c 200 "$T/fix.hpk" >"$T/truncated.hpk"
+expect_exit 2 hp-check -p "$VPID" --allow-unsigned "$T/truncated.hpk"
+error_is bad-package
+expect_err "$T/truncated.hpk"
 
 # The package changed between check and apply.
 expect_exit 0 hp-check -p "$VPID" --allow-unsigned "$T/fix.hpk"
@@ -75,4 +99,4 @@ hp-pack "$T/patch.so" --target "$T/victim" --replace compute --description chang
 expect_exit 1 hp-apply --allow-unsigned - <"$T/check2.json"
 error_is check-failed
 expect_err "changed since it was checked"
-expect_answer 5 "6 4 6"
+expect_answer 5 "6 4 7"
