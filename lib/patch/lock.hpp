@@ -1,5 +1,5 @@
-// One hp-apply per process instance at a time (DESIGN §6): an flock on a file named by
-// PID and start time. The loser gets Error(Busy) at once, never waits.
+// One hp-apply per process instance at a time (DESIGN §6): an abstract unix socket named
+// by PID and start time. The loser gets Error(Busy) at once, never waits.
 #pragma once
 
 #include "proc/process.hpp"
@@ -14,12 +14,12 @@ class InstanceLock {
     ~InstanceLock();
     InstanceLock(const InstanceLock&) = delete;
     InstanceLock& operator=(const InstanceLock&) = delete;
-    const std::string& path() const { return path_; }
+    // "@hotpatch-PID-STARTTIME", as ss(8) and /proc/net/unix show it.
+    const std::string& name() const { return name_; }
 
   private:
     int fd_ = -1;
-    std::string path_;
+    std::string name_;
 };
-
 
 } // namespace hp::patch

@@ -496,7 +496,7 @@ struct Tracer::Impl {
                         throw Error(ErrorCode::NoSuchProcess, fmt::format("no process {}", pid));
                     continue; // vanished between the listing and the seize
                 }
-                if (e != EPERM)
+                if (e != EPERM && e != EBUSY)
                     throw Error(ErrorCode::Internal,
                                 fmt::format("cannot attach to thread {} of process {}: {}", tid,
                                             pid, std::strerror(e)));
@@ -527,10 +527,20 @@ struct Tracer::Impl {
                     }
                     continue;
                 }
-                if (tracer && *tracer != 0)
-                    throw Error(ErrorCode::Traced,
-                                fmt::format("process {} is already traced by {} ({})", pid, *tracer,
-                                            proc::comm(*tracer)));
+                if (tracer && *tracer != 0) {
+                    std::string name = proc::comm(*tracer);
+                    // Another hp-apply that took a different lock (another network or
+                    // PID namespace, or an older version): the same situation as losing
+                    // the lock, so the same answer.
+                    if (name == "hp-apply")
+                        throw Error(ErrorCode::Busy,
+                                    fmt::format("another hp-apply is working on process {}: it is "
+                                                "traced by {} ({})",
+                                                pid, *tracer, name));
+                    throw Error(
+                        ErrorCode::Traced,
+                        fmt::format("process {} is already traced by {} ({})", pid, *tracer, name));
+                }
                 throw Error(ErrorCode::Permission, explain_eperm());
             }
             // Service what attaching produced: group-stop reports of a stopped process

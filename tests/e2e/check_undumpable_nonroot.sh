@@ -3,19 +3,12 @@
 # saying why, and the package checks that need ptrace are skipped; root's process is
 # refused for its uid.
 source "$(dirname "$0")/lib.sh"
-[ "$(id -u)" -eq 0 ] || fail "this test needs root to create its user"
-user=hp-e2e-user
-if ! id "$user" >/dev/null 2>&1; then
-    useradd --system --no-create-home --shell /usr/sbin/nologin "$user"
-    trap '_hp_cleanup; userdel "$user" 2>/dev/null || true' EXIT
-fi
-uid=$(id -u "$user")
-chmod 755 "$T"
+test_user
+uid=$TEST_UID
 cc_x86 -o "$T/u" "$HP_SRC/tests/targets/undumpable.c"
 echo 'int nothing(void) { return 1; }' >"$T/p.c"
 cc_x86 -shared -fPIC -o "$T/p.so" "$T/p.c"
 hp-pack "$T/p.so" --target "$T/u" --replace main=nothing -o "$T/nothing.hpk" >/dev/null
-as_user() { setpriv --reuid="$uid" --regid="$uid" --clear-groups "$@"; }
 
 start_victim ok setpriv --reuid="$uid" --regid="$uid" --clear-groups "$T/u" dumpable
 expect_exit 0 as_user hp-check -p "$VPID"

@@ -132,6 +132,19 @@ track_child() {
     c=$(pgrep -P "$1") || fail "process $1 has no child to track"
     HP_PIDS+=($c)
 }
+# test_user: TEST_UID becomes the uid of hp-e2e-user, a system user for tests that need
+# one that is not root (created when missing, and then deleted on exit), and $T readable
+# by it. as_user CMD...: run CMD as that user.
+test_user() {
+    [ "$(id -u)" -eq 0 ] || fail "this test needs root to create its user"
+    if ! id hp-e2e-user >/dev/null 2>&1; then
+        useradd --system --no-create-home --shell /usr/sbin/nologin hp-e2e-user
+        trap '_hp_cleanup; userdel hp-e2e-user 2>/dev/null || true' EXIT
+    fi
+    TEST_UID=$(id -u hp-e2e-user)
+    chmod 755 "$T"
+}
+as_user() { setpriv --reuid="$TEST_UID" --regid="$TEST_UID" --clear-groups "$@"; }
 # hold_apply STEP NAME ARGS...: start `hp-apply ARGS` (60 s watchdog) that stops at the
 # test hold point STEP (HOTPATCH_TEST_HOLD, man hp-apply), and return once it holds
 # there. Its output goes to $T/NAME.out and $T/NAME.err; APID is its PID's wrapper.
@@ -145,7 +158,7 @@ hold_apply() {
     APID=$!
     HP_PIDS+=("$APID")
     exec {HOLD}>"$T/$name.hold"
-    wait_until "hp-apply never held at $step: $(cat "$T/$name.err" 2>/dev/null)" grep -q "holding at $step" "$T/$name.err"
+    wait_until "hp-apply never held at $step" grep -q "holding at $step" "$T/$name.err"
     track_child "$APID"
 }
 release_apply() { echo go >&"$HOLD"; }
