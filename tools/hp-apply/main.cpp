@@ -26,7 +26,9 @@ int main(int argc, char** argv) {
                    "names the process)");
     app.add_option("--revert", revert_id, "Revert the applied patch with this id")->type_name("ID");
     app.add_flag("--dry-run", dry_run, "Plan only: check everything, change nothing");
-    app.add_option("--timeout", timeout_ms, "Bound for the whole job in milliseconds (default 5000)")
+    app.add_option("--timeout", timeout_ms,
+                   "Bound for the job in milliseconds (default 5000); undoing after a timeout may "
+                   "take a few seconds more (man hp-apply)")
         ->type_name("MS")->check(CLI::Range(1u, 3'600'000u));
     app.add_flag("--allow-unsigned", allow_unsigned, "Apply an unsigned package or one signed by an untrusted key");
     app.add_option("--keys", keys_dir, "Trusted public keys directory (default $HOTPATCH_KEYS, else /etc/hotpatch/keys)")
