@@ -608,6 +608,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     Bytes fz(8);
     store_le64(fz.data(), rec.freeze_us);
     mem.write(base + kFreezeOffset, fz);
+    tracer.check_alive(); // SIGKILLed meanwhile: the writes above may have landed anyway
     out.timings.switch_us = us_since(ts);
     out.timings.freeze_us = rec.freeze_us;
     out.timings.max_attempt_freeze_us = std::max(out.timings.max_attempt_freeze_us, rec.freeze_us);
@@ -774,6 +775,7 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     rec.state = State::Reverted;
     unmap_unused(pid, tracer, mem, maps, rec, prep, deadline, out);
     Clock::time_point last = tracer.resume_all();
+    tracer.check_alive();
     out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
     out.timings.max_attempt_freeze_us = std::max(out.timings.max_attempt_freeze_us, out.timings.freeze_us);
     out.timings.switch_us = us_since(ts);

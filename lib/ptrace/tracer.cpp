@@ -199,7 +199,8 @@ struct Tracer::Impl {
     }
 
     [[noreturn]] void throw_exited() const {
-        throw Error(ErrorCode::ProcessExited, fmt::format("process {} exited", pid));
+        throw Error(ErrorCode::ProcessExited,
+                    fmt::format("process {} exited (killed, or it ended) while we were attached to it", pid));
     }
 
     // Some thread can still run: not gone, not a zombie.
@@ -210,6 +211,19 @@ struct Tracer::Impl {
 
     void check_alive() const {
         if (process_exited || !any_live()) throw_exited();
+    }
+
+    // Exited, or SIGKILLed and on its way out: kill(2) returns before the threads are gone
+    // (their exits are reported later), but the signal is already pending for the group.
+    bool killed() const {
+        std::string status = read_small(fmt::format("/proc/{}/status", pid));
+        if (status.empty()) return true;
+        constexpr std::uint64_t kSigkillBit = std::uint64_t{1} << (SIGKILL - 1);
+        for (std::string_view key : {"ShdPnd", "SigPnd"}) {
+            std::string mask = status_field(status, key);
+            if (!mask.empty() && (std::stoull(mask, nullptr, 16) & kSigkillBit) != 0) return true;
+        }
+        return false;
     }
 
     void gone(Pid tid) {
@@ -938,7 +952,7 @@ class Tracer::Impl::Borrow {
     }
 
     [[noreturn]] void throw_gone() {
-        if (impl_.process_exited) impl_.throw_exited();
+        if (impl_.process_exited || impl_.killed()) impl_.throw_exited();
         throw Error(ErrorCode::ProcessExited,
                     fmt::format("thread {} of process {} exited while borrowed", tid_, impl_.pid));
     }
@@ -1178,6 +1192,13 @@ void Tracer::prepare_remote_syscalls() noexcept {
 
 Pid Tracer::choose_thread() const {
     return impl_->choose_thread();
+}
+
+void Tracer::check_alive() {
+    impl_->check_thread();
+    impl_->poll_all();
+    impl_->check_alive();
+    if (impl_->killed()) impl_->throw_exited();
 }
 
 void Tracer::service_events() {

@@ -70,6 +70,10 @@ class Tracer {
     Clock::time_point resume_all();
     const std::vector<ThreadInfo>& threads() const { return threads_; }
 
+    // Throws Error(ProcessExited) when the process has exited or is being killed (a
+    // SIGKILL pending): a job that finished while it died reports that, not success.
+    void check_alive();
+
     // Collects pending reports without blocking: re-delivers signals that stopped a
     // running thread, lets threads born meanwhile start. Every other call does this while
     // it waits; a caller that keeps the Tracer attached while it works elsewhere calls it

@@ -146,8 +146,9 @@ test_user() {
 }
 as_user() { setpriv --reuid="$TEST_UID" --regid="$TEST_UID" --clear-groups "$@"; }
 # hold_apply STEP NAME ARGS...: start `hp-apply ARGS` (60 s watchdog) that stops at the
-# test hold point STEP (HOTPATCH_TEST_HOLD, man hp-apply), and return once it holds
-# there. Its output goes to $T/NAME.out and $T/NAME.err; APID is its PID's wrapper.
+# test hold point STEP (HOTPATCH_TEST_HOLD, man hp-apply; STEP:N at its Nth occurrence),
+# and return once it holds there. Its output goes to $T/NAME.out and $T/NAME.err; APID is
+# its PID's wrapper.
 # release_apply lets it go on; wait_apply waits for it and leaves its exit status in RC.
 hold_apply() {
     local step=$1 name=$2
@@ -158,7 +159,7 @@ hold_apply() {
     APID=$!
     HP_PIDS+=("$APID")
     exec {HOLD}>"$T/$name.hold"
-    wait_until "hp-apply never held at $step" grep -q "holding at $step" "$T/$name.err"
+    wait_until "hp-apply never held at $step" grep -q "holding at ${step%%:*}" "$T/$name.err"
     track_child "$APID"
 }
 release_apply() { echo go >&"$HOLD"; }
