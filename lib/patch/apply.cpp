@@ -300,6 +300,7 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     // records and the site bytes are checked after it, since they are what it changes.
     if (!opt.dry_run) find_targets(m, mods, opt.pid);
     if (!opt.dry_run && repair(opt.pid, mem, maps, records, deadline, out.repaired)) {
+        if (opt.repaired != nullptr) *opt.repaired = out.repaired;
         maps = proc::read_maps(opt.pid);
         mods = proc::modules(opt.pid, maps);
         records = find_records(mem, maps);

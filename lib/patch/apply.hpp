@@ -8,6 +8,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace hp::patch {
 
@@ -31,6 +32,9 @@ struct ApplyOptions {
     std::string keys_dir;                   // "" = trusted_keys_dir()
     std::optional<proc::Instance> expected; // from a check document: refuse another instance
     PlanStep* step = nullptr;               // when set: the step the plan is in (Done after it)
+    // When set: what the repair of killed runs' remains did, kept even when the apply is
+    // refused after it (Outcome::repaired is lost with the exception).
+    std::vector<std::string>* repaired = nullptr;
 };
 
 struct Timings {

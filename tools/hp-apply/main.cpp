@@ -93,7 +93,15 @@ int main(int argc, char** argv) {
             doc["action"] = dry_run ? "dry-run" : "apply";
             doc["id"] = pkg.manifest.id;
             doc["package"] = {{"path", path}, {"sha256", sha}};
-            out = hp::patch::apply(pkg, sha, opt);
+            std::vector<std::string> repaired;
+            opt.repaired = &repaired;
+            try {
+                out = hp::patch::apply(pkg, sha, opt);
+            } catch (const hp::Error&) {
+                // A refusal after the repair: what was repaired is still done.
+                if (!repaired.empty()) doc["repaired"] = repaired;
+                throw;
+            }
             doc["superseded"] = out.superseded;
         }
         doc["repaired"] = out.repaired;
