@@ -88,11 +88,7 @@ jq_ok '[.checks[] | select(.id == "process.patches") | .detail] == ["no patches 
 # An apply killed after its prepare step left a "preparing" record: process.patches
 # warns with the repair command, and package.applied fails until it is repaired.
 start_victim w "$T/victim"
-set +e
-HOTPATCH_TEST_FAULT=prepared hp-apply -p "$VPID" --allow-unsigned "$T/fix.hpk" >"$T/out" 2>"$T/err"
-rc=$?
-set -e
-[ "$rc" -eq 137 ] || fail "hp-apply was not killed at 'prepared' (exit $rc)"
+killed_apply prepared -p "$VPID" --allow-unsigned "$T/fix.hpk"
 expect_exit 1 hp-check -p "$VPID" --allow-unsigned "$T/fix.hpk"
 check_is process.patches warn
 jq_ok ".checks[] | select(.id == \"process.patches\") | (.detail | contains(\"'fix' preparing\") and contains(\"interrupted\"))

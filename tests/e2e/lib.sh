@@ -145,6 +145,18 @@ test_user() {
     chmod 755 "$T"
 }
 as_user() { setpriv --reuid="$TEST_UID" --regid="$TEST_UID" --clear-groups "$@"; }
+# killed_apply STEP ARGS...: run `hp-apply ARGS` that kills itself at the fault point STEP
+# (HOTPATCH_TEST_FAULT, man hp-apply), and require that it died there (exit 137).
+killed_apply() {
+    local step=$1 rc
+    shift
+    set +e
+    HOTPATCH_TEST_FAULT=$step hp-apply "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    set -e
+    CHECKS=$((CHECKS + 1))
+    [ "$rc" -eq 137 ] || fail "hp-apply was not killed at '$step' (exit $rc)"
+}
 # hold_apply STEP NAME ARGS...: start `hp-apply ARGS` (60 s watchdog) that stops at the
 # test hold point STEP (HOTPATCH_TEST_HOLD, man hp-apply; STEP:N at its Nth occurrence),
 # and return once it holds there. Its output goes to $T/NAME.out and $T/NAME.err; APID is
