@@ -8,6 +8,11 @@ hp-pack "$T/patch.so" --target "$T/victim" --replace compute -o "$T/fix-compute.
 start_victim v "$T/victim"
 expect_answer 5 "6 4 1"
 exec_snapshot "$VPID" >"$T/before"
+# Before the apply, the package's sites hold their original bytes (hp-inspect's document
+# through hp-verify -p PID -): every site 'original', exit 0.
+hp-inspect "$T/fix-compute.hpk" >"$T/inspect.json"
+expect_exit 0 hp-verify -p "$VPID" - <"$T/inspect.json"
+jq_ok '.ok and .package.state == "not-applied" and (.sites | length == 1) and all(.sites[]; .status == "original") and .sites[0].function == "compute"'
 
 expect_exit 0 hp-apply -p "$VPID" --allow-unsigned "$T/fix-compute.hpk"
 cp "$T/out" "$T/apply.json"

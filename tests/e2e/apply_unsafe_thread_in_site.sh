@@ -28,10 +28,12 @@ SRC
 cc_x86 -shared -fPIC -o "$T/p.so" "$T/p.c"
 hp-pack "$T/p.so" --target "$T/spin" --replace spin_forever -o "$T/spin.hpk" >/dev/null
 start_victim s "$T/spin"
+# The spinning thread: the one that is not the main thread.
+spinner=$(ls "/proc/$VPID/task" | grep -vx "$VPID")
 exec_snapshot "$VPID" >"$T/before"
 expect_exit 1 hp-apply -p "$VPID" --allow-unsigned --timeout 300 "$T/spin.hpk"
 error_is unsafe
-expect_err "is executing inside the site of 'spin_forever'"
+expect_err "thread $spinner is executing inside the site of 'spin_forever'"
 expect_err "nothing was changed"
 exec_snapshot "$VPID" >"$T/after"
 CHECKS=$((CHECKS + 1))
