@@ -53,15 +53,13 @@ static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static atomic_int started;
 static long (*direct_f0)(long), (*direct_work)(long);
 
-static long long now_ns(void)
-{
+static long long now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static void *blocker(void *arg)
-{
+static void* blocker(void* arg) {
     long kind = (long)arg % 4;
     atomic_fetch_add(&started, 1);
     for (;;) {
@@ -84,15 +82,14 @@ static void *blocker(void *arg)
 }
 
 /* One loop for both sides of the per-call comparison: only the callee differs. */
-__attribute__((noipa)) static long run_calls(long (*fp)(long), long n)
-{
+__attribute__((noipa)) static long run_calls(long (*fp)(long), long n) {
     long s = 0;
-    for (long i = 0; i < n; i++) s += fp(i);
+    for (long i = 0; i < n; i++)
+        s += fp(i);
     return s;
 }
 
-static long long time_calls(long (*fp)(long), long n)
-{
+static long long time_calls(long (*fp)(long), long n) {
     long long a = now_ns();
     volatile long sink = run_calls(fp, n);
     (void)sink;
@@ -104,23 +101,21 @@ static long long win_start, max_gap, n_over, sum_over, iters;
 static long long ev_start[MAX_EVENTS], ev_len[MAX_EVENTS];
 static int n_ev;
 
-static void reset_window(long long now)
-{
+static void reset_window(long long now) {
     win_start = now;
     max_gap = n_over = sum_over = iters = 0;
     n_ev = 0;
 }
 
-static void answer(const char *line)
-{
+static void answer(const char* line) {
     char out[8192];
     int n = 0;
     if (strcmp(line, "reset") == 0) {
         reset_window(now_ns());
         n = snprintf(out, sizeof out, "ok\n");
     } else if (strcmp(line, "gap") == 0) {
-        n = snprintf(out, sizeof out, "gap %lld %lld %lld %lld %lld\n", max_gap, iters, n_over, sum_over,
-                     now_ns() - win_start);
+        n = snprintf(out, sizeof out, "gap %lld %lld %lld %lld %lld\n", max_gap, iters, n_over,
+                     sum_over, now_ns() - win_start);
     } else if (strcmp(line, "gaps") == 0) {
         n = snprintf(out, sizeof out, "gaps");
         for (int i = 0; i < n_ev && n < (int)sizeof out - 64; i++)
@@ -130,13 +125,17 @@ static void answer(const char *line)
         int nw = 0, old = 0, other = 0;
         for (int i = 0; i < bench_nfunc; i++) {
             long r = bench_fns[i](0);
-            if (r == 2000000 + i) nw++;
-            else if (r == 1000000 + i) old++;
-            else other++;
+            if (r == 2000000 + i)
+                nw++;
+            else if (r == 1000000 + i)
+                old++;
+            else
+                other++;
         }
         n = snprintf(out, sizeof out, "check %d %d %d\n", nw, old, other);
     } else if (strcmp(line, "addr") == 0) {
-        n = snprintf(out, sizeof out, "addr %p %p %p\n", (void *)bench_fns[0], (void *)alt0, (void *)work);
+        n = snprintf(out, sizeof out, "addr %p %p %p\n", (void*)bench_fns[0], (void*)alt0,
+                     (void*)work);
     } else if (strncmp(line, "direct ", 7) == 0) {
         unsigned long a = 0, b = 0;
         if (sscanf(line + 7, "%lx %lx", &a, &b) == 2) {
@@ -177,8 +176,7 @@ static void answer(const char *line)
 
 /* Reads what stdin holds without blocking and answers each complete line; returns
  * whether it answered (then the time spent answering is no gap of the next window). */
-static int service_stdin(void)
-{
+static int service_stdin(void) {
     static char buf[512];
     static size_t len;
     int answered = 0;
@@ -190,7 +188,7 @@ static int service_stdin(void)
             exit(1);
         }
         len += (size_t)r;
-        char *nl;
+        char* nl;
         while ((nl = memchr(buf, '\n', len)) != NULL) {
             *nl = 0;
             answer(buf);
@@ -203,8 +201,7 @@ static int service_stdin(void)
     }
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() == 1) return 1;
     int threads = argc > 1 ? atoi(argv[1]) : 1;
@@ -216,12 +213,13 @@ int main(int argc, char **argv)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     for (long i = 0; i < threads - 1; i++) {
         pthread_t t;
-        if (pthread_create(&t, &attr, blocker, (void *)i) != 0) {
+        if (pthread_create(&t, &attr, blocker, (void*)i) != 0) {
             perror("pthread_create");
             return 1;
         }
     }
-    while (atomic_load(&started) < threads - 1) usleep(1000);
+    while (atomic_load(&started) < threads - 1)
+        usleep(1000);
     fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
     volatile long sink = bench_touch_libs();
     char ready[64];

@@ -3,10 +3,9 @@
  * by it: hp-pack resolves both from the service's symbol table. */
 #include <string.h>
 
-void audit(const char *user, int granted); /* static in the service */
+void audit(const char* user, int granted); /* static in the service */
 
-int check_access(const char *user)
-{
+int check_access(const char* user) {
     int granted = strcmp(user, "admin") == 0;
     audit(user, granted);
     return granted;

@@ -10,22 +10,20 @@
  * callee for its only caller: a replacement compiled separately honours neither. */
 static unsigned long requests; /* not exported: the patch finds it through .symtab */
 
-__attribute__((noipa)) static void audit(const char *user, int granted) /* not exported */
+__attribute__((noipa)) static void audit(const char* user, int granted) /* not exported */
 {
     requests++;
     fprintf(stderr, "audit: #%lu user=\"%s\" %s\n", requests, user, granted ? "granted" : "denied");
 }
 
-__attribute__((noipa)) int check_access(const char *user)
-{
+__attribute__((noipa)) int check_access(const char* user) {
     /* BUG: strncmp with the length of the user's input: "" matches "admin" */
     int granted = strncmp(user, "admin", strlen(user)) == 0;
     audit(user, granted);
     return granted;
 }
 
-int main(void)
-{
+int main(void) {
     char line[256];
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("ready\n");

@@ -327,13 +327,14 @@ class Capstone {
         decltype(&cs_close) close = nullptr;
     };
     static const Api* api() {
-        static const Api* loaded = [] () -> const Api* {
+        static const Api* loaded = []() -> const Api* {
             void* h = ::dlopen(HP_CAPSTONE_SONAME, RTLD_NOW | RTLD_LOCAL);
             if (h == nullptr) return nullptr;
             static Api a;
             a.open = reinterpret_cast<decltype(&cs_open)>(::dlsym(h, "cs_open"));
             a.malloc = reinterpret_cast<decltype(&cs_malloc)>(::dlsym(h, "cs_malloc"));
-            a.disasm_iter = reinterpret_cast<decltype(&cs_disasm_iter)>(::dlsym(h, "cs_disasm_iter"));
+            a.disasm_iter =
+                reinterpret_cast<decltype(&cs_disasm_iter)>(::dlsym(h, "cs_disasm_iter"));
             a.free = reinterpret_cast<decltype(&cs_free)>(::dlsym(h, "cs_free"));
             a.close = reinterpret_cast<decltype(&cs_close)>(::dlsym(h, "cs_close"));
             if (!a.open || !a.malloc || !a.disasm_iter || !a.free || !a.close) return nullptr;
@@ -344,7 +345,9 @@ class Capstone {
 
   public:
     Capstone() : api_(api()) {
-        if (api_ == nullptr || api_->open(CS_ARCH_ARM64, CS_MODE_LITTLE_ENDIAN, &handle_) != CS_ERR_OK) return;
+        if (api_ == nullptr ||
+            api_->open(CS_ARCH_ARM64, CS_MODE_LITTLE_ENDIAN, &handle_) != CS_ERR_OK)
+            return;
         insn_ = api_->malloc(handle_);
         if (insn_ == nullptr) api_->close(&handle_);
     }

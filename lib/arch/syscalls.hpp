@@ -51,7 +51,9 @@ inline std::vector<ByteView> sigreturn_trampolines(Arch a) {
 // start, the interrupted stack pointer in uc_mcontext. x86-64: sigcontext's rsp is its
 // 16th word after the 24 bytes of uc_stack (24 + 15 * 8); ARM64: uc_stack at 16, the
 // 16-byte aligned sigcontext at 176, its sp at 176 + 8 + 31 * 8 = 432 (432 - 16).
-inline std::uint64_t altstack_to_saved_sp(Arch a) { return a == Arch::X86_64 ? 144 : 416; }
+inline std::uint64_t altstack_to_saved_sp(Arch a) {
+    return a == Arch::X86_64 ? 144 : 416;
+}
 
 // What proves that words looking like uc_stack (ss_sp, ss_flags, ss_size) belong to a
 // signal frame and are not ordinary data, relative to uc_stack at `a`. Both ABIs: uc_link,

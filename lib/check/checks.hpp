@@ -14,7 +14,7 @@ struct Check {
     std::string id;     // "host.kernel", "process.traced", "package.sites", ...
     std::string status; // "pass", "warn", "fail", "skip"
     std::string detail;
-    std::string hint;   // what to change, when not pass
+    std::string hint; // what to change, when not pass
 };
 
 doc::json to_json(const Check& c);

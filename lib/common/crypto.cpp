@@ -18,7 +18,9 @@ Sha256 sha256(ByteView data) {
     return out;
 }
 
-std::string sha256_hex(ByteView data) { return to_hex(sha256(data)); }
+std::string sha256_hex(ByteView data) {
+    return to_hex(sha256(data));
+}
 
 KeyPair ed25519_generate() {
     ensure_sodium();

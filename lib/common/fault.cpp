@@ -30,7 +30,9 @@ bool selected(const char* var, const char* step, unsigned occurrence) {
 } // namespace
 
 void fault_point(const char* step) {
-    if (std::getenv("HOTPATCH_TEST_FAULT") == nullptr && std::getenv("HOTPATCH_TEST_HOLD") == nullptr) return;
+    if (std::getenv("HOTPATCH_TEST_FAULT") == nullptr &&
+        std::getenv("HOTPATCH_TEST_HOLD") == nullptr)
+        return;
     static std::map<std::string, unsigned> seen;
     unsigned occurrence = ++seen[step];
     if (selected("HOTPATCH_TEST_FAULT", step, occurrence)) ::raise(SIGKILL);

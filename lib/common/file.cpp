@@ -30,7 +30,8 @@ Bytes read_all(int fd, const std::string& what, std::size_t limit) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw Error(ErrorCode::Io, fmt::format("{}: read failed: {}", what, std::strerror(errno)));
+            throw Error(ErrorCode::Io,
+                        fmt::format("{}: read failed: {}", what, std::strerror(errno)));
         }
         if (n == 0) break;
         if (out.size() + static_cast<std::size_t>(n) > limit)
@@ -54,7 +55,9 @@ Bytes read_file(const std::string& path, std::size_t limit) {
     return read_all(f.fd, path, limit);
 }
 
-Bytes read_stdin(std::size_t limit) { return read_all(0, "<stdin>", limit); }
+Bytes read_stdin(std::size_t limit) {
+    return read_all(0, "<stdin>", limit);
+}
 
 void write_file_atomic(const std::string& path, ByteView data, unsigned mode) {
     std::string tmp = path + ".tmp." + std::to_string(::getpid());

@@ -9,7 +9,9 @@
 
 namespace hp::doc {
 
-std::string_view version() { return HOTPATCH_VERSION; }
+std::string_view version() {
+    return HOTPATCH_VERSION;
+}
 
 std::string now_rfc3339() {
     std::time_t t = std::time(nullptr);

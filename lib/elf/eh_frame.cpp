@@ -19,7 +19,8 @@ class Reader {
     std::uint64_t fixed(unsigned n) {
         if (!ok_ || pos_ > d_.size() || d_.size() - pos_ < n) return fail();
         std::uint64_t v = 0;
-        for (unsigned i = 0; i < n; ++i) v |= std::uint64_t{d_[pos_ + i]} << (8 * i);
+        for (unsigned i = 0; i < n; ++i)
+            v |= std::uint64_t{d_[pos_ + i]} << (8 * i);
         pos_ += n;
         return v;
     }
@@ -63,21 +64,45 @@ class Reader {
         if (enc == 0xff) return std::nullopt; // DW_EH_PE_omit
         std::uint64_t v = 0;
         switch (enc & 0x0f) {
-        case 0x00: v = fixed(8); break;                                  // absptr
-        case 0x01: v = uleb(); break;                                    // uleb128
-        case 0x02: v = fixed(2); break;                                  // udata2
-        case 0x03: v = fixed(4); break;                                  // udata4
-        case 0x04: v = fixed(8); break;                                  // udata8
-        case 0x09: v = static_cast<std::uint64_t>(sleb()); break;        // sleb128
-        case 0x0a: v = static_cast<std::uint64_t>(static_cast<std::int16_t>(fixed(2))); break;
-        case 0x0b: v = static_cast<std::uint64_t>(static_cast<std::int32_t>(fixed(4))); break;
-        case 0x0c: v = fixed(8); break;
-        default: fail(); return std::nullopt;
+        case 0x00:
+            v = fixed(8);
+            break; // absptr
+        case 0x01:
+            v = uleb();
+            break; // uleb128
+        case 0x02:
+            v = fixed(2);
+            break; // udata2
+        case 0x03:
+            v = fixed(4);
+            break; // udata4
+        case 0x04:
+            v = fixed(8);
+            break; // udata8
+        case 0x09:
+            v = static_cast<std::uint64_t>(sleb());
+            break; // sleb128
+        case 0x0a:
+            v = static_cast<std::uint64_t>(static_cast<std::int16_t>(fixed(2)));
+            break;
+        case 0x0b:
+            v = static_cast<std::uint64_t>(static_cast<std::int32_t>(fixed(4)));
+            break;
+        case 0x0c:
+            v = fixed(8);
+            break;
+        default:
+            fail();
+            return std::nullopt;
         }
         switch (enc & 0x70) {
-        case 0x00: break;
-        case 0x10: v += field_addr; break; // pcrel
-        default: return std::nullopt;      // datarel/textrel/funcrel: not used in .eh_frame FDEs here
+        case 0x00:
+            break;
+        case 0x10:
+            v += field_addr;
+            break; // pcrel
+        default:
+            return std::nullopt; // datarel/textrel/funcrel: not used in .eh_frame FDEs here
         }
         return v;
     }
@@ -122,20 +147,26 @@ std::vector<Range> eh_frame_ranges(const ElfFile& f) {
             std::uint64_t version = r.fixed(1);
             std::string aug = r.cstr();
             if (aug.find("eh") != std::string::npos) r.fixed(8);
-            r.uleb();                                   // code alignment
-            r.sleb();                                   // data alignment
-            if (version == 1) r.fixed(1); else r.uleb(); // return address register
+            r.uleb(); // code alignment
+            r.sleb(); // data alignment
+            if (version == 1)
+                r.fixed(1);
+            else
+                r.uleb(); // return address register
             if (!aug.empty() && aug[0] == 'z') {
                 cie.has_z = true;
                 r.uleb(); // augmentation data length
                 for (char c : aug.substr(1)) {
-                    if (c == 'R') cie.fde_encoding = static_cast<std::uint8_t>(r.fixed(1));
-                    else if (c == 'L') r.fixed(1);
+                    if (c == 'R')
+                        cie.fde_encoding = static_cast<std::uint8_t>(r.fixed(1));
+                    else if (c == 'L')
+                        r.fixed(1);
                     else if (c == 'P') {
                         auto penc = static_cast<std::uint8_t>(r.fixed(1));
                         r.encoded(penc & 0x7f, s->addr + r.pos());
                     } else if (c == 'S' || c == 'B' || c == 'G') {
-                    } else break; // unknown augmentation: the FDE encoding may still be set
+                    } else
+                        break; // unknown augmentation: the FDE encoding may still be set
                 }
             }
             if (r.ok()) cies[off] = cie;

@@ -17,22 +17,58 @@ namespace hp::elf {
 
 // ELF constants we use, spelled as in <elf.h> but kept here so the reader builds anywhere.
 enum : std::uint32_t {
-    SHT_NULL = 0, SHT_PROGBITS = 1, SHT_SYMTAB = 2, SHT_STRTAB = 3, SHT_RELA = 4,
-    SHT_DYNAMIC = 6, SHT_NOTE = 7, SHT_NOBITS = 8, SHT_REL = 9, SHT_DYNSYM = 11,
-    SHT_INIT_ARRAY = 14, SHT_FINI_ARRAY = 15, SHT_PREINIT_ARRAY = 16,
-    SHT_GNU_verdef = 0x6ffffffd, SHT_GNU_verneed = 0x6ffffffe, SHT_GNU_versym = 0x6fffffff,
+    SHT_NULL = 0,
+    SHT_PROGBITS = 1,
+    SHT_SYMTAB = 2,
+    SHT_STRTAB = 3,
+    SHT_RELA = 4,
+    SHT_DYNAMIC = 6,
+    SHT_NOTE = 7,
+    SHT_NOBITS = 8,
+    SHT_REL = 9,
+    SHT_DYNSYM = 11,
+    SHT_INIT_ARRAY = 14,
+    SHT_FINI_ARRAY = 15,
+    SHT_PREINIT_ARRAY = 16,
+    SHT_GNU_verdef = 0x6ffffffd,
+    SHT_GNU_verneed = 0x6ffffffe,
+    SHT_GNU_versym = 0x6fffffff,
 };
-enum : std::uint32_t { PT_LOAD = 1, PT_DYNAMIC = 2, PT_NOTE = 4, PT_TLS = 7, PT_GNU_EH_FRAME = 0x6474e550 };
+enum : std::uint32_t {
+    PT_LOAD = 1,
+    PT_DYNAMIC = 2,
+    PT_NOTE = 4,
+    PT_TLS = 7,
+    PT_GNU_EH_FRAME = 0x6474e550
+};
 enum : std::uint32_t { PF_X = 1, PF_W = 2, PF_R = 4 };
-enum : std::uint8_t { STT_NOTYPE = 0, STT_OBJECT = 1, STT_FUNC = 2, STT_SECTION = 3, STT_FILE = 4,
-                      STT_COMMON = 5, STT_TLS = 6, STT_GNU_IFUNC = 10 };
+enum : std::uint8_t {
+    STT_NOTYPE = 0,
+    STT_OBJECT = 1,
+    STT_FUNC = 2,
+    STT_SECTION = 3,
+    STT_FILE = 4,
+    STT_COMMON = 5,
+    STT_TLS = 6,
+    STT_GNU_IFUNC = 10
+};
 enum : std::uint8_t { STB_LOCAL = 0, STB_GLOBAL = 1, STB_WEAK = 2, STB_GNU_UNIQUE = 10 };
 enum : std::uint8_t { STV_DEFAULT = 0, STV_INTERNAL = 1, STV_HIDDEN = 2, STV_PROTECTED = 3 };
 enum : std::uint16_t { SHN_UNDEF = 0, SHN_ABS = 0xfff1, SHN_COMMON = 0xfff2 };
 enum : std::uint16_t { ET_EXEC = 2, ET_DYN = 3 };
-enum : std::int64_t { DT_NULL = 0, DT_NEEDED = 1, DT_INIT = 12, DT_FINI = 13, DT_SONAME = 14,
-                      DT_TEXTREL = 22, DT_INIT_ARRAY = 25, DT_INIT_ARRAYSZ = 27,
-                      DT_PREINIT_ARRAY = 32, DT_PREINIT_ARRAYSZ = 33, DT_FLAGS = 30 };
+enum : std::int64_t {
+    DT_NULL = 0,
+    DT_NEEDED = 1,
+    DT_INIT = 12,
+    DT_FINI = 13,
+    DT_SONAME = 14,
+    DT_TEXTREL = 22,
+    DT_INIT_ARRAY = 25,
+    DT_INIT_ARRAYSZ = 27,
+    DT_PREINIT_ARRAY = 32,
+    DT_PREINIT_ARRAYSZ = 33,
+    DT_FLAGS = 30
+};
 
 struct Section {
     std::string name;
@@ -51,8 +87,8 @@ struct Symbol {
     std::uint64_t value = 0, size = 0;
     std::uint8_t type = 0, bind = 0, visibility = 0;
     std::uint16_t shndx = 0;
-    bool dynamic = false;     // from .dynsym (else .symtab)
-    std::string version;      // symbol version ("GLIBC_2.2.5"), dynsym only; empty if none
+    bool dynamic = false; // from .dynsym (else .symtab)
+    std::string version;  // symbol version ("GLIBC_2.2.5"), dynsym only; empty if none
     bool version_hidden = false;
     bool defined() const { return shndx != SHN_UNDEF; }
     // Exported: what another module's lookup can bind to.
@@ -69,10 +105,10 @@ Symbol decode_symbol(const std::uint8_t* p, bool dynamic);
 struct Reloc {
     std::uint64_t offset = 0; // r_offset: a virtual address of this file
     std::uint32_t type = 0;
-    std::uint32_t sym = 0;    // index into the section's linked symbol table
+    std::uint32_t sym = 0; // index into the section's linked symbol table
     std::int64_t addend = 0;
     const Symbol* symbol = nullptr; // resolved (null for index 0)
-    std::string section;      // ".rela.dyn", ".rela.plt"
+    std::string section;            // ".rela.dyn", ".rela.plt"
 };
 
 class ElfFile {

@@ -22,16 +22,16 @@ constexpr std::size_t kSignatureBlockSize = 4 + 4 + 32 + 64;
 constexpr std::string_view kSignedPrefix = "hotpatch.package.v1";
 
 struct Signature {
-    Bytes public_key;   // 32 bytes, as carried in the package
-    Bytes signature;    // 64 bytes
+    Bytes public_key; // 32 bytes, as carried in the package
+    Bytes signature;  // 64 bytes
     std::string key_id;
 };
 
 struct Package {
     Manifest manifest;
-    Bytes manifest_bytes;   // the manifest JSON exactly as stored
-    Bytes payload;          // the patch ELF shared object
-    Sha256 digest{};        // as stored (checked unless skipped)
+    Bytes manifest_bytes;               // the manifest JSON exactly as stored
+    Bytes payload;                      // the patch ELF shared object
+    Sha256 digest{};                    // as stored (checked unless skipped)
     std::optional<Signature> signature; // verified against its own key on read
     std::size_t file_size = 0;
 };

@@ -9,8 +9,8 @@
 #include <dirent.h>
 #include <fmt/format.h>
 #include <map>
-#include <sys/stat.h>
 #include <sodium.h>
+#include <sys/stat.h>
 
 namespace hp::package {
 
@@ -28,7 +28,8 @@ bool valid_key_name(std::string_view n) {
 }
 
 // "header\nname: X\nkey-id: Y\nfield: HEX\n" -> map; the header line must match.
-std::map<std::string, std::string> parse_key_file(const std::string& path, std::string_view header) {
+std::map<std::string, std::string> parse_key_file(const std::string& path,
+                                                  std::string_view header) {
     Bytes raw = read_file(path, 4096);
     std::string text(raw.begin(), raw.end());
     std::map<std::string, std::string> out;
@@ -41,7 +42,8 @@ std::map<std::string, std::string> parse_key_file(const std::string& path, std::
         if (first) {
             if (line != header)
                 throw Error(ErrorCode::BadInput,
-                            fmt::format("{}: not a hotpatch key file (first line is not \"{}\")", path, header));
+                            fmt::format("{}: not a hotpatch key file (first line is not \"{}\")",
+                                        path, header));
             first = false;
             continue;
         }
@@ -68,8 +70,10 @@ Bytes hex_field(const std::map<std::string, std::string>& m, const std::string& 
 void write_new_file(const std::string& path, const std::string& text, unsigned mode) {
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0)
-        throw Error(ErrorCode::Usage, fmt::format("{}: already exists; not overwriting a key", path));
-    write_file_atomic(path, ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()), mode);
+        throw Error(ErrorCode::Usage,
+                    fmt::format("{}: already exists; not overwriting a key", path));
+    write_file_atomic(
+        path, ByteView(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()), mode);
 }
 
 } // namespace
@@ -81,19 +85,22 @@ std::string key_id(ByteView public_key) {
 
 PublicKey keygen(const std::string& base, const std::string& name) {
     if (!valid_key_name(name))
-        throw Error(ErrorCode::Usage,
-                    fmt::format("key name \"{}\" must be 1-64 characters of [A-Za-z0-9._@-]", name));
+        throw Error(
+            ErrorCode::Usage,
+            fmt::format("key name \"{}\" must be 1-64 characters of [A-Za-z0-9._@-]", name));
     for (const char* ext : {".key", ".pub"}) {
         struct stat st {};
         if (::stat((base + ext).c_str(), &st) == 0)
-            throw Error(ErrorCode::Usage, fmt::format("{}{}: already exists; not overwriting a key", base, ext));
+            throw Error(ErrorCode::Usage,
+                        fmt::format("{}{}: already exists; not overwriting a key", base, ext));
     }
     KeyPair kp = ed25519_generate();
     PublicKey pub{name, kp.public_key, key_id(kp.public_key), base + ".pub"};
-    std::string pub_text = fmt::format("{}\nname: {}\nkey-id: {}\npublic: {}\n", kPublicHeader, name,
-                                       pub.key_id, to_hex(kp.public_key));
-    std::string sec_text = fmt::format("{}\nname: {}\nkey-id: {}\npublic: {}\nsecret: {}\n", kSecretHeader,
-                                       name, pub.key_id, to_hex(kp.public_key), to_hex(kp.secret_key));
+    std::string pub_text = fmt::format("{}\nname: {}\nkey-id: {}\npublic: {}\n", kPublicHeader,
+                                       name, pub.key_id, to_hex(kp.public_key));
+    std::string sec_text =
+        fmt::format("{}\nname: {}\nkey-id: {}\npublic: {}\nsecret: {}\n", kSecretHeader, name,
+                    pub.key_id, to_hex(kp.public_key), to_hex(kp.secret_key));
     write_new_file(base + ".key", sec_text, 0600);
     sodium_memzero(sec_text.data(), sec_text.size());
     sodium_memzero(kp.secret_key.data(), kp.secret_key.size());
@@ -109,7 +116,8 @@ SecretKey load_secret_key(const std::string& path) {
     k.pub.key = hex_field(m, "public", kEd25519PublicKeySize, path);
     // libsodium's secret key ends with the public key: a mismatch means a damaged file.
     if (!std::equal(k.pub.key.begin(), k.pub.key.end(), k.secret.begin() + 32))
-        throw Error(ErrorCode::BadInput, fmt::format("{}: public and secret key do not belong together", path));
+        throw Error(ErrorCode::BadInput,
+                    fmt::format("{}: public and secret key do not belong together", path));
     k.pub.name = k.name;
     k.pub.key_id = key_id(k.pub.key);
     k.pub.path = path;
@@ -144,7 +152,8 @@ std::vector<PublicKey> load_trusted_keys(const std::string& dir) {
     }
     ::closedir(d);
     std::sort(names.begin(), names.end());
-    for (const auto& n : names) out.push_back(load_public_key(dir + "/" + n));
+    for (const auto& n : names)
+        out.push_back(load_public_key(dir + "/" + n));
     return out;
 }
 

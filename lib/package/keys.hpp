@@ -11,14 +11,14 @@ namespace hp::package {
 
 struct PublicKey {
     std::string name;
-    Bytes key;           // 32 bytes
-    std::string key_id;  // first 8 bytes of sha256(key), hex
-    std::string path;    // where it was read from ("" if not from a file)
+    Bytes key;          // 32 bytes
+    std::string key_id; // first 8 bytes of sha256(key), hex
+    std::string path;   // where it was read from ("" if not from a file)
 };
 
 struct SecretKey {
     std::string name;
-    Bytes secret;        // 64 bytes
+    Bytes secret; // 64 bytes
     PublicKey pub;
 };
 

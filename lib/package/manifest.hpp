@@ -20,40 +20,40 @@ constexpr std::size_t kMaxNameLength = 4096;
 constexpr std::size_t kMaxSiteBytes = 64;
 
 struct Site {
-    std::uint32_t offset = 0;      // from the function's start (a kept endbr64 / bti c)
-    std::uint32_t length = 0;      // bytes covered by the near branch
-    std::uint32_t far_length = 0;  // bytes covered by the far branch; 0: not possible
-    bool landing_pad = false;      // ARM64: patched bytes start with `bti c` (paciasp entry)
-    Bytes expected;                // bytes at [offset, offset + max(length, far_length))
+    std::uint32_t offset = 0;     // from the function's start (a kept endbr64 / bti c)
+    std::uint32_t length = 0;     // bytes covered by the near branch
+    std::uint32_t far_length = 0; // bytes covered by the far branch; 0: not possible
+    bool landing_pad = false;     // ARM64: patched bytes start with `bti c` (paciasp entry)
+    Bytes expected;               // bytes at [offset, offset + max(length, far_length))
 };
 
 struct Function {
-    std::string symbol;            // may be empty for a stripped binary patched by address
-    std::uint64_t address = 0;     // virtual address as nm/objdump print it
+    std::string symbol;        // may be empty for a stripped binary patched by address
+    std::uint64_t address = 0; // virtual address as nm/objdump print it
     std::uint64_t size = 0;
-    std::string size_source;       // "dynsym", "symtab", "debug", "eh_frame"
+    std::string size_source; // "dynsym", "symtab", "debug", "eh_frame"
     Site site;
-    std::string sha256;            // of the whole old function's bytes
-    std::string replacement;       // symbol in the payload
+    std::string sha256;                    // of the whole old function's bytes
+    std::string replacement;               // symbol in the payload
     std::uint64_t replacement_address = 0; // its virtual address in the payload
 };
 
 struct LocalSymbol {
     std::string name;
-    std::uint64_t address = 0;     // virtual address in the target module's file
-    std::string type;              // "func", "object", "notype"
+    std::uint64_t address = 0; // virtual address in the target module's file
+    std::string type;          // "func", "object", "notype"
 };
 
 struct Target {
-    std::string module;            // file name (informational; matching is by build-id)
-    std::string build_id;          // lowercase hex
+    std::string module;   // file name (informational; matching is by build-id)
+    std::string build_id; // lowercase hex
     std::vector<Function> functions;
     std::vector<LocalSymbol> local_symbols;
 };
 
 struct Undefined {
     std::string name;
-    std::string version;           // "" when unversioned
+    std::string version; // "" when unversioned
     bool weak = false;
     // "target:N" when resolved at pack time to a non-exported symbol of targets[N];
     // "process" when the process must provide it at apply time.

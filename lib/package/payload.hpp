@@ -35,8 +35,8 @@ const elf::Symbol* find_payload_function(const elf::ElfFile& payload, const std:
 
 // find_payload_function for many names in one pass over the symbol tables: each name maps
 // to what find_payload_function would return (nullptr if none). The keys view `names`.
-std::unordered_map<std::string_view, const elf::Symbol*> find_payload_functions(
-    const elf::ElfFile& payload, const std::vector<std::string_view>& names);
+std::unordered_map<std::string_view, const elf::Symbol*>
+find_payload_functions(const elf::ElfFile& payload, const std::vector<std::string_view>& names);
 
 // The payload's defined data objects that are not toolchain/crt internals.
 std::vector<const elf::Symbol*> payload_data_objects(const elf::ElfFile& payload);

@@ -1,9 +1,9 @@
 #include "patch/apply.hpp"
 
 #include "arch/syscalls.hpp"
+#include "common/fault.hpp"
 #include "doc/document.hpp"
 #include "loader/loader.hpp"
-#include "common/fault.hpp"
 #include "patch/injection.hpp"
 #include "patch/lock.hpp"
 #include "patch/stacks.hpp"
@@ -18,7 +18,9 @@
 
 namespace hp::patch {
 
-std::string_view consistency_name(Consistency c) { return c == Consistency::Entry ? "entry" : "stack"; }
+std::string_view consistency_name(Consistency c) {
+    return c == Consistency::Entry ? "entry" : "stack";
+}
 
 using Clock = std::chrono::steady_clock;
 using package::Function;
@@ -27,11 +29,16 @@ using package::Manifest;
 namespace {
 
 std::uint64_t us_since(Clock::time_point t) {
-    return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - t).count());
 }
 
-std::uint64_t page_size() { return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)); }
-std::uint64_t round_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+std::uint64_t page_size() {
+    return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+std::uint64_t round_up(std::uint64_t v, std::uint64_t a) {
+    return (v + a - 1) / a * a;
+}
 
 std::string label(const SiteRecord& s) {
     return s.function.empty() ? hex_addr(s.function_address) : "'" + s.function + "'";
@@ -45,13 +52,16 @@ class Remote {
         : t_(t), insn_(insn), nr_(arch::syscalls(a)), deadline_(deadline) {}
     const arch::SyscallNumbers& nr() const { return nr_; }
     // Undoing must not fail for want of time: the job's deadline may be what stopped us.
-    void grant_cleanup_time() { deadline_ = std::max(deadline_, Clock::now() + std::chrono::seconds(2)); }
+    void grant_cleanup_time() {
+        deadline_ = std::max(deadline_, Clock::now() + std::chrono::seconds(2));
+    }
     std::uint64_t call(const char* what, long nr, std::array<std::uint64_t, 6> args,
                        const ptrace::StackArg* stack_arg = nullptr) {
         std::int64_t r = t_.remote_syscall(0, insn_, nr, args, deadline_, stack_arg);
         if (r < 0 && r > -4096)
-            throw Error(ErrorCode::NotEligible, fmt::format("{} in process {} failed: {}", what, t_.pid(),
-                                                            std::strerror(static_cast<int>(-r))));
+            throw Error(ErrorCode::NotEligible,
+                        fmt::format("{} in process {} failed: {}", what, t_.pid(),
+                                    std::strerror(static_cast<int>(-r))));
         return static_cast<std::uint64_t>(r);
     }
 
@@ -98,19 +108,23 @@ struct PlannedSite {
 // attempt and never get back to its own code (seen under a 1 kHz signal stream: stuck in
 // a site for every attempt).
 void back_off(ptrace::Tracer& t, unsigned attempt, Clock::time_point deadline) {
-    auto pause = std::chrono::microseconds(std::min<unsigned>(50'000, 500u << std::min(attempt, 7u)));
+    auto pause =
+        std::chrono::microseconds(std::min<unsigned>(50'000, 500u << std::min(attempt, 7u)));
     auto now = Clock::now();
-    if (now + pause > deadline) pause = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
+    if (now + pause > deadline)
+        pause = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now);
     if (pause.count() > 0) t.serve_until(now + pause);
 }
 
 // The thread (and site) whose instruction pointer lies inside a site, if any.
-std::optional<std::string> thread_in_sites(const ptrace::Tracer& t, const std::vector<SiteRecord>& sites) {
+std::optional<std::string> thread_in_sites(const ptrace::Tracer& t,
+                                           const std::vector<SiteRecord>& sites) {
     for (const auto& th : t.threads()) {
         std::uint64_t ip = th.regs.ip();
         for (const auto& s : sites)
             if (ip >= s.address && ip < s.address + s.patched.size())
-                return fmt::format("thread {} is executing inside the site of {} (ip {})", th.tid, label(s), hex_addr(ip));
+                return fmt::format("thread {} is executing inside the site of {} (ip {})", th.tid,
+                                   label(s), hex_addr(ip));
     }
     return std::nullopt;
 }
@@ -124,7 +138,8 @@ std::vector<CodeRange> payload_code(const Record& r) {
         c.name = fmt::format("the code of patch '{}'", r.id);
         c.start = i == 0 ? r.payload_base : r.mappings[i].start;
         c.end = r.mappings[i].end;
-        for (const SiteRecord& s : r.sites) c.entries.push_back(s.replacement);
+        for (const SiteRecord& s : r.sites)
+            c.entries.push_back(s.replacement);
         out.push_back(std::move(c));
     }
     return out;
@@ -147,7 +162,8 @@ struct SwitchCheck {
         std::vector<CodeRange> interiors;
         for (const SiteRecord& s : sites)
             if (s.patched.size() > 1)
-                interiors.push_back({s.address + 1, s.address + s.patched.size(), "the site of " + label(s), {}});
+                interiors.push_back(
+                    {s.address + 1, s.address + s.patched.size(), "the site of " + label(s), {}});
         return code_in_use(t, mem, maps, interiors);
     }
 };
@@ -156,13 +172,15 @@ struct SwitchCheck {
 // freeze lasts only as long as the check, then the threads run while we back off (the
 // longest such freeze goes to tm.max_attempt_freeze_us). On return every thread is
 // stopped. Throws Refused naming the threads and functions.
-Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock::time_point deadline,
-                              Timings& tm) {
+Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check,
+                              Clock::time_point deadline, Timings& tm) {
     std::optional<std::string> busy;
     auto give_up = [&] {
-        throw Refused(fmt::format("{}; gave up after {} attempts (--timeout, --consistency {}); nothing was changed",
-                                  *busy, tm.attempts, consistency_name(check.mode)),
-                      tm.attempts, tm.max_attempt_freeze_us);
+        throw Refused(
+            fmt::format(
+                "{}; gave up after {} attempts (--timeout, --consistency {}); nothing was changed",
+                *busy, tm.attempts, consistency_name(check.mode)),
+            tm.attempts, tm.max_attempt_freeze_us);
     };
     for (;;) {
         ++tm.attempts;
@@ -178,9 +196,9 @@ Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock
         if (!busy) return first;
         Clock::time_point resumed = t.resume_all();
         auto stop_cost = resumed - first;
-        tm.max_attempt_freeze_us =
-            std::max<std::uint64_t>(tm.max_attempt_freeze_us,
-                                    std::chrono::duration_cast<std::chrono::microseconds>(stop_cost).count());
+        tm.max_attempt_freeze_us = std::max<std::uint64_t>(
+            tm.max_attempt_freeze_us,
+            std::chrono::duration_cast<std::chrono::microseconds>(stop_cost).count());
         fault_point("retry");
         if (Clock::now() + 2 * stop_cost >= deadline) give_up();
         back_off(t, tm.attempts, deadline);
@@ -191,14 +209,18 @@ Clock::time_point stop_safely(ptrace::Tracer& t, const SwitchCheck& check, Clock
 void check_signature_policy(const package::Package& pkg, const ApplyOptions& opt) {
     if (opt.allow_unsigned) return;
     if (!pkg.signature)
-        throw Error(ErrorCode::Untrusted, "the package is unsigned; pass --allow-unsigned to apply it anyway");
-    auto trusted = package::load_trusted_keys(opt.keys_dir.empty() ? package::trusted_keys_dir() : opt.keys_dir);
-    if (!package::is_trusted(*pkg.signature, trusted))
         throw Error(ErrorCode::Untrusted,
-                    fmt::format("the package is signed by key {}, which is not in the trusted keys ({}); pass "
-                                "--allow-unsigned to apply it anyway",
-                                pkg.signature->key_id,
-                                opt.keys_dir.empty() ? package::trusted_keys_dir() : opt.keys_dir));
+                    "the package is unsigned; pass --allow-unsigned to apply it anyway");
+    auto trusted = package::load_trusted_keys(opt.keys_dir.empty() ? package::trusted_keys_dir()
+                                                                   : opt.keys_dir);
+    if (!package::is_trusted(*pkg.signature, trusted))
+        throw Error(
+            ErrorCode::Untrusted,
+            fmt::format(
+                "the package is signed by key {}, which is not in the trusted keys ({}); pass "
+                "--allow-unsigned to apply it anyway",
+                pkg.signature->key_id,
+                opt.keys_dir.empty() ? package::trusted_keys_dir() : opt.keys_dir));
 }
 
 } // namespace
@@ -218,9 +240,11 @@ template <typename F> Outcome exit_aware(proc::Pid pid, F&& f) {
     try {
         return f();
     } catch (const Error& e) {
-        if (e.code() != ErrorCode::ProcessExited && e.code() != ErrorCode::NoSuchProcess && process_gone(pid))
+        if (e.code() != ErrorCode::ProcessExited && e.code() != ErrorCode::NoSuchProcess &&
+            process_gone(pid))
             throw Error(ErrorCode::ProcessExited,
-                        fmt::format("process {} exited while hp-apply was working on it ({})", pid, e.what()));
+                        fmt::format("process {} exited while hp-apply was working on it ({})", pid,
+                                    e.what()));
         throw;
     }
 }
@@ -256,20 +280,26 @@ find_targets(const Manifest& m, const std::vector<proc::Module>& mods, proc::Pid
 }
 } // namespace
 
-static Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
-static Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout, Consistency mode);
+static Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256,
+                          const ApplyOptions& opt);
+static Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout,
+                           Consistency mode);
 static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
-                   std::vector<Record>& records, Clock::time_point deadline, std::vector<std::string>& done);
+                   std::vector<Record>& records, Clock::time_point deadline,
+                   std::vector<std::string>& done);
 
-Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
+Outcome apply(const package::Package& pkg, const std::string& package_sha256,
+              const ApplyOptions& opt) {
     return exit_aware(opt.pid, [&] { return apply_impl(pkg, package_sha256, opt); });
 }
 
-Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout, Consistency consistency) {
+Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout,
+               Consistency consistency) {
     return exit_aware(pid, [&] { return revert_impl(pid, id, timeout, consistency); });
 }
 
-Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt) {
+Outcome apply_impl(const package::Package& pkg, const std::string& package_sha256,
+                   const ApplyOptions& opt) {
     const Manifest& m = pkg.manifest;
     Outcome out;
     auto t0 = Clock::now();
@@ -279,8 +309,9 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     };
     step(PlanStep::Package);
     if (m.arch != arch::host())
-        throw Error(ErrorCode::Unsupported, fmt::format("the package is for {}, this host is {}", arch::name(m.arch),
-                                                        arch::name(arch::host())));
+        throw Error(ErrorCode::Unsupported,
+                    fmt::format("the package is for {}, this host is {}", arch::name(m.arch),
+                                arch::name(arch::host())));
     check_signature_policy(pkg, opt);
 
     // ---- plan: no contact with the target beyond reading /proc ----
@@ -288,7 +319,8 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     proc::Instance inst = proc::instance(opt.pid);
     if (opt.expected && !(*opt.expected == inst))
         throw Error(ErrorCode::CheckFailed,
-                    fmt::format("process {} is not the instance that was checked (start time {} now, {} when checked)",
+                    fmt::format("process {} is not the instance that was checked (start time {} "
+                                "now, {} when checked)",
                                 opt.pid, inst.start_time, opt.expected->start_time));
     InstanceLock lock(inst);
     auto maps = proc::read_maps(opt.pid);
@@ -309,15 +341,19 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     for (const Record& r : records) {
         if (r.id != m.id) continue;
         if (r.state == State::Applied)
-            throw Error(ErrorCode::AlreadyApplied, fmt::format("patch '{}' is already applied to process {}", m.id, opt.pid));
+            throw Error(ErrorCode::AlreadyApplied,
+                        fmt::format("patch '{}' is already applied to process {}", m.id, opt.pid));
         if (r.state == State::Preparing)
-            throw Error(ErrorCode::Busy, fmt::format("an earlier apply of '{}' to process {} did not finish; run "
-                                                     "hp-apply -p {} --revert {} first",
-                                                     m.id, opt.pid, opt.pid, m.id));
-        throw Error(ErrorCode::AlreadyApplied,
-                    fmt::format("patch '{}' was reverted but its code is still mapped in process {} (a thread was "
-                                "using it); it cannot be applied again under the same id",
-                                m.id, opt.pid));
+            throw Error(ErrorCode::Busy,
+                        fmt::format("an earlier apply of '{}' to process {} did not finish; run "
+                                    "hp-apply -p {} --revert {} first",
+                                    m.id, opt.pid, opt.pid, m.id));
+        throw Error(
+            ErrorCode::AlreadyApplied,
+            fmt::format(
+                "patch '{}' was reverted but its code is still mapped in process {} (a thread was "
+                "using it); it cannot be applied again under the same id",
+                m.id, opt.pid));
     }
 
     step(PlanStep::Modules);
@@ -345,18 +381,21 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
                         std::size_t n = s.patched.size();
                         if (s.address == ps.rec.address && n <= cur.size() &&
                             std::equal(s.patched.begin(), s.patched.end(), cur.begin()) &&
-                            std::equal(s.original.begin(), s.original.end(), f.site.expected.begin()))
+                            std::equal(s.original.begin(), s.original.end(),
+                                       f.site.expected.begin()))
                             ps.superseded = &r;
                     }
                 }
                 if (ps.superseded == nullptr)
                     throw Error(ErrorCode::SiteMismatch,
-                                fmt::format("the site of {} in {} at {} holds {}, the package expects {}; nothing was "
+                                fmt::format("the site of {} in {} at {} holds {}, the package "
+                                            "expects {}; nothing was "
                                             "changed",
-                                            label(ps.rec), t.module, hex_addr(ps.rec.address), to_hex(cur),
-                                            to_hex(f.site.expected)));
+                                            label(ps.rec), t.module, hex_addr(ps.rec.address),
+                                            to_hex(cur), to_hex(f.site.expected)));
                 ps.rec.supersedes = ps.superseded->id;
-                if (std::find(out.superseded.begin(), out.superseded.end(), ps.superseded->id) == out.superseded.end())
+                if (std::find(out.superseded.begin(), out.superseded.end(), ps.superseded->id) ==
+                    out.superseded.end())
                     out.superseded.push_back(ps.superseded->id);
             }
             ps.rec.original = std::move(cur); // trimmed to the patched length below
@@ -391,15 +430,17 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     const proc::Module& primary = *target_mods[0];
     std::uint64_t base = loader::find_free_near(maps, m.arch, primary.start, primary.end, total);
     if (base == 0)
-        throw Error(ErrorCode::NotEligible, fmt::format("no free address range of {} bytes within branch reach of {} "
-                                                        "in process {}",
-                                                        total, primary.path, opt.pid));
+        throw Error(ErrorCode::NotEligible,
+                    fmt::format("no free address range of {} bytes within branch reach of {} "
+                                "in process {}",
+                                total, primary.path, opt.pid));
     rec.payload_base = base + rec.capacity;
     rec.address = base;
     rec.mappings.push_back({base, base + total});
     auto planned_maps = maps;
     planned_maps.push_back({base, base + total, 0, "r-xp", "", 0, "(planned)"});
-    std::sort(planned_maps.begin(), planned_maps.end(), [](auto& a, auto& b) { return a.start < b.start; });
+    std::sort(planned_maps.begin(), planned_maps.end(),
+              [](auto& a, auto& b) { return a.start < b.start; });
 
     struct Thunk {
         std::uint64_t addr = 0;
@@ -408,17 +449,21 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     };
     std::vector<Thunk> thunks;
     std::vector<std::uint64_t> dest(planned.size());
-    for (std::size_t i = 0; i < planned.size(); ++i) dest[i] = rec.payload_base + planned[i].fn->replacement_address;
+    for (std::size_t i = 0; i < planned.size(); ++i)
+        dest[i] = rec.payload_base + planned[i].fn->replacement_address;
     for (std::size_t ti = 1; ti < target_mods.size(); ++ti) {
         const proc::Module& mod = *target_mods[ti];
         bool reach = true;
         for (std::size_t i = 0; i < planned.size(); ++i)
-            if (planned[i].target == ti && !arch::near_reachable(m.arch, planned[i].rec.address, dest[i])) reach = false;
+            if (planned[i].target == ti &&
+                !arch::near_reachable(m.arch, planned[i].rec.address, dest[i]))
+                reach = false;
         if (reach) continue;
         std::uint64_t addr = loader::find_free_near(planned_maps, m.arch, mod.start, mod.end, page);
         if (addr == 0)
             throw Error(ErrorCode::NotEligible,
-                        fmt::format("no free page within branch reach of {} in process {}", mod.path, opt.pid));
+                        fmt::format("no free page within branch reach of {} in process {}",
+                                    mod.path, opt.pid));
         Thunk th;
         th.addr = addr;
         th.file_offset = total + page * thunks.size();
@@ -431,10 +476,12 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
             dest[i] = entry;
         }
         if (th.bytes.size() > page)
-            throw Error(ErrorCode::Unsupported, fmt::format("too many functions in {} for one thunk page", mod.path));
+            throw Error(ErrorCode::Unsupported,
+                        fmt::format("too many functions in {} for one thunk page", mod.path));
         rec.mappings.push_back({addr, addr + page});
         planned_maps.push_back({addr, addr + page, 0, "r-xp", "", 0, "(planned)"});
-        std::sort(planned_maps.begin(), planned_maps.end(), [](auto& a, auto& b) { return a.start < b.start; });
+        std::sort(planned_maps.begin(), planned_maps.end(),
+                  [](auto& a, auto& b) { return a.start < b.start; });
         thunks.push_back(std::move(th));
     }
 
@@ -464,8 +511,10 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
             for (const SiteRecord& o : planned[i].superseded->sites)
                 if (o.address == s.address && o.patched.size() != s.patched.size())
                     throw Error(ErrorCode::Unsupported,
-                                fmt::format("{} is patched by '{}' with a {}-byte site, this package needs {} bytes",
-                                            label(s), planned[i].superseded->id, o.patched.size(), s.patched.size()));
+                                fmt::format("{} is patched by '{}' with a {}-byte site, this "
+                                            "package needs {} bytes",
+                                            label(s), planned[i].superseded->id, o.patched.size(),
+                                            s.patched.size()));
         }
     }
     out.timings.plan_us = us_since(t0);
@@ -488,8 +537,10 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
         // action would kill it. Filters are per thread and any thread may be borrowed:
         // evaluate every call we will make, with its real flags, for every thread.
         InjectionLayout layout{base, total, rec.payload_base, rec.capacity, {}, {}, page};
-        for (const loader::Piece& p : img.pieces) layout.pieces.push_back({p.addr, p.bytes.size(), p.exec, p.write});
-        for (const Thunk& th : thunks) layout.thunks.push_back({th.addr, th.file_offset});
+        for (const loader::Piece& p : img.pieces)
+            layout.pieces.push_back({p.addr, p.bytes.size(), p.exec, p.write});
+        for (const Thunk& th : thunks)
+            layout.thunks.push_back({th.addr, th.file_offset});
         std::vector<ptrace::InjectedCall> calls = injected_calls(m.arch, layout);
         bool filtered = false;
         for (proc::Pid tid : proc::threads(opt.pid))
@@ -513,7 +564,8 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     Bytes name_bytes(name.begin(), name.end());
     name_bytes.push_back(0);
     ptrace::StackArg name_arg{0, name_bytes};
-    std::uint64_t fd = remote.call("memfd_create", nr.memfd_create, {0, kMfdCloexec, 0, 0, 0, 0}, &name_arg);
+    std::uint64_t fd =
+        remote.call("memfd_create", nr.memfd_create, {0, kMfdCloexec, 0, 0, 0, 0}, &name_arg);
     struct FdCloser {
         Remote& r;
         std::uint64_t fd;
@@ -533,33 +585,41 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     } closer{remote, fd};
     fault_point("borrowed");
     remote.call("ftruncate", nr.ftruncate, {fd, total + page * thunks.size(), 0, 0, 0, 0});
-    std::uint64_t got = remote.call("mmap", nr.mmap,
-                                    {base, total, PROT_READ, static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace),
-                                     fd, 0});
+    std::uint64_t got =
+        remote.call("mmap", nr.mmap,
+                    {base, total, PROT_READ,
+                     static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace), fd, 0});
     mapped.add(got, total);
     if (got != base)
-        throw Error(ErrorCode::NotEligible, fmt::format("process {}: the kernel placed the patch at {} instead of {} "
-                                                        "(no MAP_FIXED_NOREPLACE?)",
-                                                        opt.pid, hex_addr(got), hex_addr(base)));
+        throw Error(ErrorCode::NotEligible,
+                    fmt::format("process {}: the kernel placed the patch at {} instead of {} "
+                                "(no MAP_FIXED_NOREPLACE?)",
+                                opt.pid, hex_addr(got), hex_addr(base)));
     // Each payload piece gets its final protection at once: code is never writable.
     for (const loader::Piece& p : img.pieces) {
         std::uint64_t prot = PROT_READ | (p.exec ? PROT_EXEC : 0) | (p.write ? PROT_WRITE : 0);
         remote.call("mmap (payload)", nr.mmap,
-                    {p.addr, p.bytes.size(), prot, MAP_PRIVATE | MAP_FIXED, fd, rec.capacity + (p.addr - rec.payload_base)});
+                    {p.addr, p.bytes.size(), prot, MAP_PRIVATE | MAP_FIXED, fd,
+                     rec.capacity + (p.addr - rec.payload_base)});
     }
     for (const Thunk& th : thunks) {
         std::uint64_t a = remote.call("mmap (thunks)", nr.mmap,
                                       {th.addr, page, PROT_READ | PROT_EXEC,
-                                       static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace), fd, th.file_offset});
+                                       static_cast<std::uint64_t>(MAP_PRIVATE | kMapFixedNoReplace),
+                                       fd, th.file_offset});
         mapped.add(a, page);
-        if (a != th.addr) throw Error(ErrorCode::NotEligible, "the kernel placed the thunk page elsewhere");
+        if (a != th.addr)
+            throw Error(ErrorCode::NotEligible, "the kernel placed the thunk page elsewhere");
     }
     closer.close(); // the mappings keep the memfd; a descriptor left open would leak
-    for (const loader::Piece& p : img.pieces) mem.write(p.addr, p.bytes);
-    for (const Thunk& th : thunks) mem.write(th.addr, th.bytes);
+    for (const loader::Piece& p : img.pieces)
+        mem.write(p.addr, p.bytes);
+    for (const Thunk& th : thunks)
+        mem.write(th.addr, th.bytes);
     rec.state = State::Preparing;
     Bytes rb = serialize(rec);
-    if (rb.size() > rec.capacity) throw Error(ErrorCode::Internal, "the record outgrew its reservation");
+    if (rb.size() > rec.capacity)
+        throw Error(ErrorCode::Internal, "the record outgrew its reservation");
     mem.write(base, rb);
     fault_point("prepared");
     out.timings.prepare_us = us_since(tp);
@@ -573,10 +633,13 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     // off lies elsewhere and the manifest does not describe it, so a thread waiting there
     // is not seen (man hp-apply, --consistency).
     for (const PlannedSite& ps : planned) {
-        check.code.push_back({ps.rec.function_address, ps.rec.function_address + std::max<std::uint64_t>(ps.fn->size, 1),
-                              label(ps.rec), {ps.rec.function_address}});
+        check.code.push_back({ps.rec.function_address,
+                              ps.rec.function_address + std::max<std::uint64_t>(ps.fn->size, 1),
+                              label(ps.rec),
+                              {ps.rec.function_address}});
         if (ps.superseded != nullptr)
-            for (CodeRange& r : payload_code(*ps.superseded)) check.code.push_back(std::move(r));
+            for (CodeRange& r : payload_code(*ps.superseded))
+                check.code.push_back(std::move(r));
     }
     Clock::time_point first = stop_safely(tracer, check, deadline, out.timings);
     std::size_t written = 0;
@@ -605,7 +668,8 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     fault_point("applied");
     mapped.commit();
     rec.state = State::Applied;
-    rec.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
+    rec.freeze_us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
     Bytes fz(8);
     store_le64(fz.data(), rec.freeze_us);
     mem.write(base + kFreezeOffset, fz);
@@ -632,7 +696,8 @@ struct UnmapPrep {
     std::string error; // why there is no insn
 };
 
-UnmapPrep prepare_unmap(ptrace::Tracer& tracer, const proc::Memory& mem, const std::vector<proc::Mapping>& maps) {
+UnmapPrep prepare_unmap(ptrace::Tracer& tracer, const proc::Memory& mem,
+                        const std::vector<proc::Mapping>& maps) {
     UnmapPrep p;
     try {
         p.insn = ptrace::find_syscall_insn(mem, maps, arch::host());
@@ -643,12 +708,14 @@ UnmapPrep prepare_unmap(ptrace::Tracer& tracer, const proc::Memory& mem, const s
     return p;
 }
 
-void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
-                  const Record& rec, const UnmapPrep& prep, Clock::time_point deadline, Outcome& out) {
+void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem,
+                  std::vector<proc::Mapping>& maps, const Record& rec, const UnmapPrep& prep,
+                  Clock::time_point deadline, Outcome& out) {
     fault_point("unmapping");
     try {
         std::vector<CodeRange> whole;
-        for (const auto& r : rec.mappings) whole.push_back({r.start, r.end, "it", {}});
+        for (const auto& r : rec.mappings)
+            whole.push_back({r.start, r.end, "it", {}});
         auto busy = code_in_use(tracer, mem, maps, whole);
         if (busy) {
             out.keep_reason = *busy;
@@ -659,15 +726,19 @@ void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem
             // A filter that refuses munmap keeps the code mapped instead of killing the target.
             std::vector<ptrace::InjectedCall> calls;
             for (const auto& r : rec.mappings)
-                calls.push_back({arch::syscalls(arch::host()).munmap, {r.start, r.end - r.start, 0, 0, 0, 0}, "munmap"});
+                calls.push_back({arch::syscalls(arch::host()).munmap,
+                                 {r.start, r.end - r.start, 0, 0, 0, 0},
+                                 "munmap"});
             for (const auto& th : tracer.threads())
                 if (ptrace::seccomp_info(pid, th.tid).mode != 0)
                     ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
             for (const auto& r : rec.mappings) {
-                std::int64_t rc = tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
-                                                        {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
+                std::int64_t rc =
+                    tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
+                                          {r.start, r.end - r.start, 0, 0, 0, 0}, deadline);
                 if (rc < 0) {
-                    out.keep_reason = fmt::format("munmap failed: {}", std::strerror(static_cast<int>(-rc)));
+                    out.keep_reason =
+                        fmt::format("munmap failed: {}", std::strerror(static_cast<int>(-rc)));
                     break;
                 }
             }
@@ -684,8 +755,9 @@ void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem
 // thread inside a replacement leaves it within microseconds; so the repair of a killed
 // apply, which rolls back without waiting for the code to be unused (entry mode), does not
 // leave the apply that follows it finding its own id still mapped.
-void unmap_later(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps, const Record& rec,
-                 Clock::time_point until, Clock::time_point deadline, Outcome& out) {
+void unmap_later(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
+                 const Record& rec, Clock::time_point until, Clock::time_point deadline,
+                 Outcome& out) {
     ptrace::Tracer tracer(pid, deadline);
     const UnmapPrep prep = prepare_unmap(tracer, mem, maps);
     for (unsigned attempt = 1;; ++attempt) {
@@ -702,8 +774,8 @@ void unmap_later(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mappi
 // hands its original bytes to a patch above), marks it reverted, unmaps its code when no
 // thread uses it.
 void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
-                   std::vector<Record>& records, Record& rec, Clock::time_point deadline, Consistency mode,
-                   Outcome& out) {
+                   std::vector<Record>& records, Record& rec, Clock::time_point deadline,
+                   Consistency mode, Outcome& out) {
     // For each site: restore it, or (when a later patch lies on top) hand our original
     // bytes to that patch's record so its revert restores them.
     std::vector<SiteRecord> restore;
@@ -725,7 +797,8 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
             if (&r == &rec || r.state != State::Applied) continue;
             for (SiteRecord& o : r.sites)
                 // (o.original == s.original: handed over by a revert that was interrupted)
-                if (o.address == s.address && (o.original == s.patched || o.original == s.original)) {
+                if (o.address == s.address &&
+                    (o.original == s.patched || o.original == s.original)) {
                     o.original = s.original;
                     o.supersedes = s.supersedes;
                     above = &r;
@@ -733,17 +806,20 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         }
         if (above == nullptr)
             throw Error(ErrorCode::SiteMismatch,
-                        fmt::format("the site of {} at {} holds {}, neither this patch's bytes {} nor a later patch's; "
+                        fmt::format("the site of {} at {} holds {}, neither this patch's bytes {} "
+                                    "nor a later patch's; "
                                     "nothing was changed",
                                     label(s), hex_addr(s.address), to_hex(cur), to_hex(s.patched)));
-        if (std::find(updated.begin(), updated.end(), above) == updated.end()) updated.push_back(above);
+        if (std::find(updated.begin(), updated.end(), above) == updated.end())
+            updated.push_back(above);
     }
     std::vector<std::pair<std::uint64_t, Bytes>> rewrites;
     for (Record* r : updated) {
         Bytes b = serialize(*r);
         std::uint64_t cap = r->payload_base - r->address;
         if (b.size() > cap)
-            throw Error(ErrorCode::Internal, fmt::format("the record of '{}' has no room to take over a site", r->id));
+            throw Error(ErrorCode::Internal,
+                        fmt::format("the record of '{}' has no room to take over a site", r->id));
         rewrites.emplace_back(r->address, std::move(b));
     }
 
@@ -754,7 +830,8 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     Clock::time_point first = stop_safely(tracer, check, deadline, out.timings);
     std::size_t written = 0;
     try {
-        for (const auto& [addr, bytes] : rewrites) mem.write(addr, bytes);
+        for (const auto& [addr, bytes] : rewrites)
+            mem.write(addr, bytes);
         for (const SiteRecord& s : restore) {
             mem.write(s.address, s.original);
             ++written;
@@ -777,8 +854,10 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     unmap_unused(pid, tracer, mem, maps, rec, prep, deadline, out);
     Clock::time_point last = tracer.resume_all();
     tracer.check_alive();
-    out.timings.freeze_us = static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
-    out.timings.max_attempt_freeze_us = std::max(out.timings.max_attempt_freeze_us, out.timings.freeze_us);
+    out.timings.freeze_us = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
+    out.timings.max_attempt_freeze_us =
+        std::max(out.timings.max_attempt_freeze_us, out.timings.freeze_us);
     out.timings.switch_us = us_since(ts);
     out.record = rec;
 }
@@ -790,22 +869,26 @@ void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<pro
     const auto& nr = arch::syscalls(arch::host());
     std::vector<std::pair<long, std::array<std::uint64_t, 6>>> calls_to_make;
     for (const Debris& d : debris) {
-        for (const MappingRange& r : d.mappings) calls_to_make.push_back({nr.munmap, {r.start, r.end - r.start, 0, 0, 0, 0}});
-        for (int fd : d.fds) calls_to_make.push_back({nr.close, {static_cast<std::uint64_t>(fd), 0, 0, 0, 0, 0}});
+        for (const MappingRange& r : d.mappings)
+            calls_to_make.push_back({nr.munmap, {r.start, r.end - r.start, 0, 0, 0, 0}});
+        for (int fd : d.fds)
+            calls_to_make.push_back({nr.close, {static_cast<std::uint64_t>(fd), 0, 0, 0, 0, 0}});
     }
     if (calls_to_make.empty()) return;
     fault_point("debris");
     auto insn = ptrace::find_syscall_insn(mem, maps, arch::host());
     ptrace::Tracer tracer(pid, deadline);
     std::vector<ptrace::InjectedCall> calls;
-    for (const auto& [n, a] : calls_to_make) calls.push_back({n, a, n == nr.close ? "close" : "munmap"});
+    for (const auto& [n, a] : calls_to_make)
+        calls.push_back({n, a, n == nr.close ? "close" : "munmap"});
     bool filtered = false;
     for (proc::Pid tid : proc::threads(pid))
         if (ptrace::seccomp_info(pid, tid).mode != 0) filtered = true;
     if (filtered) {
         tracer.stop_all(deadline);
         try {
-            for (const auto& th : tracer.threads()) ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
+            for (const auto& th : tracer.threads())
+                ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
         } catch (...) {
             tracer.resume_all();
             throw;
@@ -815,10 +898,11 @@ void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<pro
     for (const auto& [n, a] : calls_to_make) {
         std::int64_t rc = tracer.remote_syscall(0, insn, n, a, deadline);
         if (rc < 0 && rc != -EBADF)
-            throw Error(ErrorCode::NotEligible, fmt::format("process {}: cannot remove what an interrupted apply left "
-                                                            "({} failed: {})",
-                                                            pid, n == nr.close ? "close" : "munmap",
-                                                            std::strerror(static_cast<int>(-rc))));
+            throw Error(ErrorCode::NotEligible,
+                        fmt::format("process {}: cannot remove what an interrupted apply left "
+                                    "({} failed: {})",
+                                    pid, n == nr.close ? "close" : "munmap",
+                                    std::strerror(static_cast<int>(-rc))));
     }
 }
 
@@ -828,7 +912,8 @@ void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<pro
 // reverted, and debris are what killed runs left. Rolls the apply back or finishes the
 // revert. Returns whether anything was done.
 static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
-                   std::vector<Record>& records, Clock::time_point deadline, std::vector<std::string>& done) {
+                   std::vector<Record>& records, Clock::time_point deadline,
+                   std::vector<std::string>& done) {
     bool any = false;
     for (Record& r : records) {
         const bool reverting = half_reverted(mem, r);
@@ -836,13 +921,15 @@ static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         Outcome o;
         revert_locked(pid, mem, maps, records, r, deadline, Consistency::Entry, o);
         if (!o.unmapped) {
-            unmap_later(pid, mem, maps, r, std::min(deadline, Clock::now() + std::chrono::milliseconds(500)),
-                        deadline, o);
+            unmap_later(pid, mem, maps, r,
+                        std::min(deadline, Clock::now() + std::chrono::milliseconds(500)), deadline,
+                        o);
         }
-        done.push_back(fmt::format("{} '{}'{}",
-                                   reverting ? "finished the interrupted revert of" : "rolled back the interrupted apply of",
-                                   r.id,
-                                   o.unmapped ? "" : " (its code stays mapped: " + o.keep_reason + ")"));
+        done.push_back(
+            fmt::format("{} '{}'{}",
+                        reverting ? "finished the interrupted revert of"
+                                  : "rolled back the interrupted apply of",
+                        r.id, o.unmapped ? "" : " (its code stays mapped: " + o.keep_reason + ")"));
         any = true;
     }
     if (any) {
@@ -853,14 +940,16 @@ static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     if (!debris.empty()) {
         remove_debris(pid, mem, maps, debris, deadline);
         for (const Debris& d : debris)
-            done.push_back(fmt::format("removed what an interrupted apply of '{}' left ({} mappings, {} descriptors)",
-                                       d.id, d.mappings.size(), d.fds.size()));
+            done.push_back(fmt::format(
+                "removed what an interrupted apply of '{}' left ({} mappings, {} descriptors)",
+                d.id, d.mappings.size(), d.fds.size()));
         any = true;
     }
     return any;
 }
 
-Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout, Consistency mode) {
+Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout,
+                    Consistency mode) {
     Outcome out;
     auto t0 = Clock::now();
     auto deadline = t0 + timeout;
@@ -877,9 +966,10 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         for (const Debris& d : find_debris(pid, maps, records)) {
             if (d.id != id) continue;
             remove_debris(pid, mem, maps, {d}, deadline);
-            out.repaired.push_back(fmt::format("removed what an interrupted apply of '{}' left ({} mappings, {} "
-                                               "descriptors)",
-                                               id, d.mappings.size(), d.fds.size()));
+            out.repaired.push_back(
+                fmt::format("removed what an interrupted apply of '{}' left ({} mappings, {} "
+                            "descriptors)",
+                            id, d.mappings.size(), d.fds.size()));
             out.record.id = id;
             out.record.instance = inst;
             out.record.state = State::Reverted;
@@ -896,21 +986,24 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
             Clock::time_point first = tracer.stop_all(deadline);
             unmap_unused(pid, tracer, mem, maps, *rec, prep, deadline, out);
             Clock::time_point last = tracer.resume_all();
-            out.timings.freeze_us =
-                static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
+            out.timings.freeze_us = static_cast<std::uint64_t>(
+                std::chrono::duration_cast<std::chrono::microseconds>(last - first).count());
             out.timings.switch_us = us_since(ts);
             out.record = *rec;
             out.timings.total_us = us_since(t0);
             return out;
         }
-        throw Error(ErrorCode::NotApplied, fmt::format("patch '{}' is not applied to process {}", id, pid));
+        throw Error(ErrorCode::NotApplied,
+                    fmt::format("patch '{}' is not applied to process {}", id, pid));
     }
     // A killed apply is rolled back without waiting for its code to be unused (it was never
     // complete, so no call chain relies on it); its unmap then waits for that.
     const bool rolling_back = rec->state == State::Preparing;
-    revert_locked(pid, mem, maps, records, *rec, deadline, rolling_back ? Consistency::Entry : mode, out);
+    revert_locked(pid, mem, maps, records, *rec, deadline, rolling_back ? Consistency::Entry : mode,
+                  out);
     if (rolling_back && !out.unmapped)
-        unmap_later(pid, mem, maps, *rec, std::min(deadline, Clock::now() + std::chrono::milliseconds(500)), deadline,
+        unmap_later(pid, mem, maps, *rec,
+                    std::min(deadline, Clock::now() + std::chrono::milliseconds(500)), deadline,
                     out);
     if (out.unmapped) {
         // A descriptor an interrupted apply of this id left open goes too.
@@ -919,8 +1012,8 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         for (const Debris& d : find_debris(pid, maps, records))
             if (d.id == id) {
                 remove_debris(pid, mem, maps, {d}, deadline);
-                out.repaired.push_back(fmt::format("closed {} descriptors an interrupted apply of '{}' left",
-                                                   d.fds.size(), id));
+                out.repaired.push_back(fmt::format(
+                    "closed {} descriptors an interrupted apply of '{}' left", d.fds.size(), id));
             }
     }
     out.timings.total_us = us_since(t0);

@@ -58,15 +58,16 @@ class Refused : public Error {
 struct Outcome {
     Record record;
     Timings timings;
-    bool unmapped = false;     // revert: the payload mapping was removed
-    std::string keep_reason;   // revert: why it stayed mapped
+    bool unmapped = false;               // revert: the payload mapping was removed
+    std::string keep_reason;             // revert: why it stayed mapped
     std::vector<std::string> superseded; // apply: ids this one lies on top of
     std::vector<std::string> repaired;   // what interrupted runs had left and was undone first
 };
 
 // Throws hp::Error with the codes of DESIGN §3; the process is untouched or fully
 // restored whenever an error is thrown.
-Outcome apply(const package::Package& pkg, const std::string& package_sha256, const ApplyOptions& opt);
+Outcome apply(const package::Package& pkg, const std::string& package_sha256,
+              const ApplyOptions& opt);
 Outcome revert(proc::Pid pid, const std::string& id, std::chrono::milliseconds timeout,
                Consistency consistency = Consistency::Stack);
 

@@ -19,9 +19,12 @@ constexpr std::uint64_t kMaxJson = 64u << 20;
 
 std::string_view state_name(State s) {
     switch (s) {
-    case State::Preparing: return "preparing";
-    case State::Applied: return "applied";
-    case State::Reverted: return "reverted";
+    case State::Preparing:
+        return "preparing";
+    case State::Applied:
+        return "applied";
+    case State::Reverted:
+        return "reverted";
     }
     return "unknown";
 }
@@ -40,7 +43,8 @@ ojson to_json(const Record& r) {
     j["record_address"] = hex_addr(r.address);
     j["payload_base"] = hex_addr(r.payload_base);
     j["mappings"] = ojson::array();
-    for (const auto& m : r.mappings) j["mappings"].push_back({{"start", hex_addr(m.start)}, {"end", hex_addr(m.end)}});
+    for (const auto& m : r.mappings)
+        j["mappings"].push_back({{"start", hex_addr(m.start)}, {"end", hex_addr(m.end)}});
     j["sites"] = ojson::array();
     for (const auto& s : r.sites) {
         ojson sj = {{"module", s.module},
@@ -77,8 +81,10 @@ std::optional<Record> parse(ByteView b, std::uint64_t address) {
     if (load_le32(b.data() + 8) != 1) return std::nullopt;
     std::uint32_t state = load_le32(b.data() + 12);
     std::uint64_t len = load_le64(b.data() + 16);
-    if (state < 1 || state > 3 || len > kMaxJson || len > b.size() - kRecordHeader) return std::nullopt;
-    auto j = nlohmann::json::parse(b.begin() + kRecordHeader, b.begin() + kRecordHeader + len, nullptr, false);
+    if (state < 1 || state > 3 || len > kMaxJson || len > b.size() - kRecordHeader)
+        return std::nullopt;
+    auto j = nlohmann::json::parse(b.begin() + kRecordHeader, b.begin() + kRecordHeader + len,
+                                   nullptr, false);
     if (j.is_discarded() || !j.is_object()) return std::nullopt;
     try {
         Record r;
@@ -103,7 +109,8 @@ std::optional<Record> parse(ByteView b, std::uint64_t address) {
             return *h;
         };
         r.payload_base = addr(j.at("payload_base"));
-        for (const auto& m : j.at("mappings")) r.mappings.push_back({addr(m.at("start")), addr(m.at("end"))});
+        for (const auto& m : j.at("mappings"))
+            r.mappings.push_back({addr(m.at("start")), addr(m.at("end"))});
         for (const auto& s : j.at("sites")) {
             SiteRecord sr;
             sr.module = s.at("module").get<std::string>();
@@ -115,7 +122,8 @@ std::optional<Record> parse(ByteView b, std::uint64_t address) {
             sr.patched = hex(s.at("new"));
             sr.replacement = addr(s.at("replacement"));
             if (s.contains("supersedes")) sr.supersedes = s.at("supersedes").get<std::string>();
-            if (sr.original.size() != sr.patched.size() || sr.patched.empty() || sr.patched.size() > 64)
+            if (sr.original.size() != sr.patched.size() || sr.patched.empty() ||
+                sr.patched.size() > 64)
                 return std::nullopt;
             r.sites.push_back(std::move(sr));
         }
@@ -126,7 +134,9 @@ std::optional<Record> parse(ByteView b, std::uint64_t address) {
     }
 }
 
-std::string mapping_name(const std::string& id) { return "hotpatch:" + id; }
+std::string mapping_name(const std::string& id) {
+    return "hotpatch:" + id;
+}
 
 std::vector<Record> find_records(const proc::Memory& mem, const std::vector<proc::Mapping>& maps) {
     std::vector<Record> out;
@@ -152,7 +162,8 @@ std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>&
         if (path.compare(0, kMemfdPrefix.size(), kMemfdPrefix) != 0) return std::nullopt;
         std::string id = path.substr(kMemfdPrefix.size());
         constexpr std::string_view kDeleted = " (deleted)";
-        if (id.size() >= kDeleted.size() && id.compare(id.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
+        if (id.size() >= kDeleted.size() &&
+            id.compare(id.size() - kDeleted.size(), kDeleted.size(), kDeleted) == 0)
             id.resize(id.size() - kDeleted.size());
         return id;
     };
@@ -191,7 +202,8 @@ std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>&
         ::closedir(d);
     }
     std::vector<Debris> out;
-    for (auto& [id, d] : by_id) out.push_back(std::move(d));
+    for (auto& [id, d] : by_id)
+        out.push_back(std::move(d));
     return out;
 }
 

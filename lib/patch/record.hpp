@@ -27,15 +27,15 @@ enum class State : std::uint32_t { Preparing = 1, Applied = 2, Reverted = 3 };
 std::string_view state_name(State s);
 
 struct SiteRecord {
-    std::string module;        // module name
+    std::string module; // module name
     std::string build_id;
-    std::string function;      // symbol ("" when patched by address)
+    std::string function;               // symbol ("" when patched by address)
     std::uint64_t function_address = 0; // runtime
     std::uint64_t address = 0;          // runtime address of the site
-    Bytes original;            // what was there before this patch (maybe another patch's bytes)
-    Bytes patched;             // what this patch wrote
-    std::string supersedes;    // id of the patch whose bytes `original` are, if any
-    std::uint64_t replacement = 0;      // runtime address of the replacement function
+    Bytes original;                // what was there before this patch (maybe another patch's bytes)
+    Bytes patched;                 // what this patch wrote
+    std::string supersedes;        // id of the patch whose bytes `original` are, if any
+    std::uint64_t replacement = 0; // runtime address of the replacement function
 };
 
 struct MappingRange {
@@ -46,7 +46,7 @@ struct Record {
     std::string id;
     std::string package_sha256;
     std::string tool_version;
-    std::string time;          // RFC 3339 UTC of the apply
+    std::string time; // RFC 3339 UTC of the apply
     std::string consistency = "entry";
     State state = State::Preparing;
     proc::Instance instance;

@@ -11,7 +11,9 @@ using doc::json;
 
 namespace {
 
-[[noreturn]] void bad_input(const std::string& what) { throw Error(ErrorCode::BadInput, "upstream document: " + what); }
+[[noreturn]] void bad_input(const std::string& what) {
+    throw Error(ErrorCode::BadInput, "upstream document: " + what);
+}
 
 std::string site_label(const SiteRecord& s) {
     return s.function.empty() ? hex_addr(s.function_address) : s.function;
@@ -31,66 +33,96 @@ bool verify_process(proc::Pid pid, json& doc) {
     std::vector<std::string> problems;
     for (const Record& r : records) {
         const bool reverting = half_reverted(mem, r); // a revert killed between its site writes
-        json pj = {{"id", r.id}, {"state", std::string(state_name(r.state))}, {"package_sha256", r.package_sha256},
-                   {"time", r.time}, {"freeze_us", r.freeze_us}, {"sites", json::array()}};
+        json pj = {{"id", r.id},
+                   {"state", std::string(state_name(r.state))},
+                   {"package_sha256", r.package_sha256},
+                   {"time", r.time},
+                   {"freeze_us", r.freeze_us},
+                   {"sites", json::array()}};
         for (const SiteRecord& s : r.sites) {
             Bytes cur(s.patched.size());
             bool readable = mem.read_fallible(s.address, cur.data(), cur.size());
             std::string status;
-            if (!readable) status = "unreadable";
-            else if (cur == s.patched) status = "patched";
-            else if (cur == s.original) status = "original";
+            if (!readable)
+                status = "unreadable";
+            else if (cur == s.patched)
+                status = "patched";
+            else if (cur == s.original)
+                status = "original";
             else {
                 status = "other";
                 for (const Record& o : records)
                     for (const SiteRecord& os : o.sites)
-                        if (&o != &r && o.state == State::Applied && os.address == s.address && os.patched == cur &&
-                            os.original == s.patched)
+                        if (&o != &r && o.state == State::Applied && os.address == s.address &&
+                            os.patched == cur && os.original == s.patched)
                             status = "superseded:" + o.id;
             }
-            bool good = r.state == State::Applied ? (status == "patched" || status.rfind("superseded:", 0) == 0)
-                                                  : status != "unreadable";
+            bool good = r.state == State::Applied
+                            ? (status == "patched" || status.rfind("superseded:", 0) == 0)
+                            : status != "unreadable";
             if (r.state == State::Preparing) good = false;
-            json sj = {{"function", s.function}, {"module", s.module}, {"address", hex_addr(s.address)},
-                       {"status", status}, {"expected", to_hex(r.state == State::Applied ? s.patched : s.original)},
-                       {"found", readable ? to_hex(cur) : ""}, {"ok", good}};
-            if (!good && r.state != State::Preparing && !reverting) // a half state gets one headline below
-                problems.push_back(fmt::format("patch '{}': site of {} at {} is {} (holds {}, expected {})", r.id,
-                                               site_label(s), hex_addr(s.address), status, readable ? to_hex(cur) : "?",
-                                               to_hex(s.patched)));
+            json sj = {{"function", s.function},
+                       {"module", s.module},
+                       {"address", hex_addr(s.address)},
+                       {"status", status},
+                       {"expected", to_hex(r.state == State::Applied ? s.patched : s.original)},
+                       {"found", readable ? to_hex(cur) : ""},
+                       {"ok", good}};
+            if (!good && r.state != State::Preparing &&
+                !reverting) // a half state gets one headline below
+                problems.push_back(
+                    fmt::format("patch '{}': site of {} at {} is {} (holds {}, expected {})", r.id,
+                                site_label(s), hex_addr(s.address), status,
+                                readable ? to_hex(cur) : "?", to_hex(s.patched)));
             ok = ok && good;
             pj["sites"].push_back(std::move(sj));
         }
         if (r.state == State::Preparing) {
             std::size_t written = 0;
-            for (const json& sj : pj["sites"]) written += sj["status"] == "patched" ? 1 : 0;
+            for (const json& sj : pj["sites"])
+                written += sj["status"] == "patched" ? 1 : 0;
             pj["interrupted"] = fmt::format("{} of {} sites written", written, r.sites.size());
-            problems.insert(problems.begin(), fmt::format("patch '{}' is half applied (state preparing, {} of {} sites written: an "
-                                           "apply was interrupted); the next hp-apply -p {} rolls it back, as does "
-                                           "hp-apply -p {} --revert {}",
-                                           r.id, written, r.sites.size(), pid, pid, r.id));
+            problems.insert(
+                problems.begin(),
+                fmt::format(
+                    "patch '{}' is half applied (state preparing, {} of {} sites written: an "
+                    "apply was interrupted); the next hp-apply -p {} rolls it back, as does "
+                    "hp-apply -p {} --revert {}",
+                    r.id, written, r.sites.size(), pid, pid, r.id));
         }
         if (reverting) {
             std::size_t restored = 0;
-            for (const json& sj : pj["sites"]) restored += sj["status"] == "original" ? 1 : 0;
+            for (const json& sj : pj["sites"])
+                restored += sj["status"] == "original" ? 1 : 0;
             pj["interrupted"] = fmt::format("{} of {} sites restored", restored, r.sites.size());
-            problems.insert(problems.begin(),
-                            fmt::format("patch '{}' is half reverted (state applied, {} of {} sites restored: a revert "
-                                        "was interrupted); hp-apply -p {} --revert {} finishes the revert, as does the "
-                                        "next hp-apply -p {}",
-                                        r.id, restored, r.sites.size(), pid, r.id, pid));
+            problems.insert(
+                problems.begin(),
+                fmt::format(
+                    "patch '{}' is half reverted (state applied, {} of {} sites restored: a revert "
+                    "was interrupted); hp-apply -p {} --revert {} finishes the revert, as does the "
+                    "next hp-apply -p {}",
+                    r.id, restored, r.sites.size(), pid, r.id, pid));
         }
         patches.push_back(std::move(pj));
     }
     // An apply killed before its record existed: mappings and a descriptor, nothing reachable.
     for (const Debris& d : find_debris(pid, maps, records)) {
         json mj = json::array();
-        for (const MappingRange& m : d.mappings) mj.push_back({{"start", hex_addr(m.start)}, {"end", hex_addr(m.end)}});
-        patches.push_back({{"id", d.id}, {"state", "debris"}, {"mappings", mj}, {"fds", d.fds}, {"sites", json::array()}});
-        problems.insert(problems.begin(), fmt::format("an apply of '{}' was interrupted before its record was written: {} mappings and "
-                                       "{} descriptors remain, no site is written; the next hp-apply -p {} removes them, as "
-                                       "does hp-apply -p {} --revert {}",
-                                       d.id, d.mappings.size(), d.fds.size(), pid, pid, d.id));
+        for (const MappingRange& m : d.mappings)
+            mj.push_back({{"start", hex_addr(m.start)}, {"end", hex_addr(m.end)}});
+        patches.push_back({{"id", d.id},
+                           {"state", "debris"},
+                           {"mappings", mj},
+                           {"fds", d.fds},
+                           {"sites", json::array()}});
+        problems.insert(
+            problems.begin(),
+            fmt::format(
+                "an apply of '{}' was interrupted before its record was written: {} mappings and "
+                "{} descriptors remain, no site is written; the next hp-apply -p {} removes them, "
+                "as "
+                "does hp-apply -p {} --revert {}",
+                d.id, d.mappings.size(), d.fds.size(), pid, pid, d.id));
         ok = false;
     }
     doc["patches"] = std::move(patches);

@@ -304,14 +304,17 @@ Instance instance(Pid pid) {
     return Instance{pid, *st};
 }
 
-std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from, std::size_t len) {
-    if (m.inode == 0 || m.path.empty() || m.path[0] != '/' || from > m.end - m.start) return std::nullopt;
+std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from,
+                                       std::size_t len) {
+    if (m.inode == 0 || m.path.empty() || m.path[0] != '/' || from > m.end - m.start)
+        return std::nullopt;
     Fd f = open_mapped(pid, m);
     if (!f) return std::nullopt;
     Bytes out(std::min<std::uint64_t>(len, m.end - m.start - from));
     std::size_t got = 0;
     while (got < out.size()) {
-        ssize_t n = ::pread(f.get(), out.data() + got, out.size() - got, static_cast<off_t>(m.offset + from + got));
+        ssize_t n = ::pread(f.get(), out.data() + got, out.size() - got,
+                            static_cast<off_t>(m.offset + from + got));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return std::nullopt;
         if (n == 0) break; // past the end of the file (the mapping's tail)

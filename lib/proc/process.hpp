@@ -33,7 +33,7 @@ struct Mapping {
     std::string perms; // "r-xp"
     std::string dev;
     std::uint64_t inode = 0;
-    std::string path;  // "" for anonymous, "[stack]", "/usr/lib/...", "/memfd:hotpatch:x (deleted)"
+    std::string path; // "" for anonymous, "[stack]", "/usr/lib/...", "/memfd:hotpatch:x (deleted)"
     bool readable() const { return perms.size() > 0 && perms[0] == 'r'; }
     bool writable() const { return perms.size() > 1 && perms[1] == 'w'; }
     bool executable() const { return perms.size() > 2 && perms[2] == 'x'; }
@@ -42,7 +42,8 @@ std::vector<Mapping> read_maps(Pid pid);
 // Bytes [from, from + len) of a file-backed mapping, read from the file behind it (as
 // map_files or the same inode through /proc/PID/root give it): unlike /proc/PID/mem, this
 // does not fault pages into the process. nullopt when the file cannot be read.
-std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from, std::size_t len);
+std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from,
+                                       std::size_t len);
 
 // Thread ids from /proc/PID/task.
 std::vector<Pid> threads(Pid pid);
@@ -83,13 +84,13 @@ class Memory {
 
 // A mapped ELF file of the process (the executable or a shared library).
 struct Module {
-    std::string path;          // as /proc/PID/maps names it
-    std::string build_id;      // lowercase hex, "" if none
-    std::uint64_t bias = 0;    // load bias: runtime address = file vaddr + bias
-    std::uint64_t start = 0;   // lowest mapped address of the module
-    std::uint64_t end = 0;     // highest
-    std::string map_file;      // /proc/PID/map_files/START-END of its offset-0 mapping
-    bool deleted = false;      // the mapped file was replaced or removed on disk
+    std::string path;        // as /proc/PID/maps names it
+    std::string build_id;    // lowercase hex, "" if none
+    std::uint64_t bias = 0;  // load bias: runtime address = file vaddr + bias
+    std::uint64_t start = 0; // lowest mapped address of the module
+    std::uint64_t end = 0;   // highest
+    std::string map_file;    // /proc/PID/map_files/START-END of its offset-0 mapping
+    bool deleted = false;    // the mapped file was replaced or removed on disk
 };
 // Every mapped ELF module, read through /proc/PID/map_files (the mapped file, not the path
 // on disk): only the headers and the build-id note are read. The executable comes first,

@@ -143,8 +143,8 @@ long interrupted_syscall(const Regs& r, const Read32& read32) {
     return -1;
 }
 
-std::optional<Guard> build_guard(const Regs&, const ExtraState&, std::uint64_t, std::uint64_t, std::uint64_t,
-                                 std::uint64_t) {
+std::optional<Guard> build_guard(const Regs&, const ExtraState&, std::uint64_t, std::uint64_t,
+                                 std::uint64_t, std::uint64_t) {
     // Not yet: an ARM64 rt_sigframe needs the fpsimd (and SVE) records rebuilt from the
     // regsets. Until then a tracer that dies mid-call leaves this thread with our registers.
     return std::nullopt;

@@ -58,7 +58,8 @@ struct Guard {
 // architecture has no guard yet or the frame does not fit above `stack_lo` (the start of
 // the mapping holding the saved stack pointer).
 std::optional<Guard> build_guard(const Regs& saved, const ExtraState& extra, std::uint64_t blocked,
-                                 std::uint64_t trampoline, std::uint64_t stack_lo, std::uint64_t top);
+                                 std::uint64_t trampoline, std::uint64_t stack_lo,
+                                 std::uint64_t top);
 
 // The system call's return value in the registers after it ran (rax / x0).
 std::int64_t syscall_result(const Regs& r);

@@ -149,7 +149,8 @@ long interrupted_syscall(const Regs& r, const Read32&) {
 // kernel's restore_altstack() ignores the resulting EINVAL, so the thread's alternate
 // signal stack stays exactly as it is.
 std::optional<Guard> build_guard(const Regs& saved, const ExtraState& extra, std::uint64_t blocked,
-                                 std::uint64_t trampoline, std::uint64_t stack_lo, std::uint64_t top) {
+                                 std::uint64_t trampoline, std::uint64_t stack_lo,
+                                 std::uint64_t top) {
     constexpr std::uint64_t kRedZone = 128, kFrame = 440, kUc = 8, kMc = kUc + 40;
     constexpr std::uint32_t kMagic1 = 0x46505853, kMagic2 = 0x46505845;
     constexpr std::uint64_t kUcFpXstate = 1, kUcSigcontextSs = 2, kUcStrictRestoreSs = 4;
@@ -188,9 +189,10 @@ std::optional<Guard> build_guard(const Regs& saved, const ExtraState& extra, std
         rip -= 2;
         rax = u.orig_rax;
     }
-    const std::uint64_t gp[] = {u.r8, u.r9, u.r10, u.r11, u.r12, u.r13, u.r14, u.r15, u.rdi,
-                                u.rsi, u.rbp, u.rbx, u.rdx, rax, u.rcx, u.rsp, rip, u.eflags};
-    for (std::size_t i = 0; i < std::size(gp); ++i) put64(kMc + 8 * i, gp[i]);
+    const std::uint64_t gp[] = {u.r8,  u.r9,  u.r10, u.r11, u.r12, u.r13, u.r14, u.r15, u.rdi,
+                                u.rsi, u.rbp, u.rbx, u.rdx, rax,   u.rcx, u.rsp, rip,   u.eflags};
+    for (std::size_t i = 0; i < std::size(gp); ++i)
+        put64(kMc + 8 * i, gp[i]);
     f[kMc + 144] = static_cast<std::uint8_t>(u.cs); // cs, gs, fs, ss: u16 each
     f[kMc + 150] = static_cast<std::uint8_t>(u.ss);
     put64(kMc + 184, fp_addr);

@@ -42,8 +42,8 @@
 #include "ptrace/tracer.hpp"
 
 #include "arch/syscalls.hpp"
-#include "doc/error.hpp"
 #include "common/fault.hpp"
+#include "doc/error.hpp"
 #include "ptrace/regs_impl.hpp"
 
 #include <algorithm>
@@ -165,8 +165,8 @@ struct Tracer::Impl {
     bool process_exited = false;
     std::vector<Deferred> resend; // signals to re-send with tgkill (see borrow restore)
     std::unique_ptr<proc::Memory> mem;
-    std::unique_ptr<proc::Memory> wmem;  // for guard frames
-    std::vector<proc::Mapping> maps;     // as of the last guard_for() that needed them
+    std::unique_ptr<proc::Memory> wmem;      // for guard frames
+    std::vector<proc::Mapping> maps;         // as of the last guard_for() that needed them
     std::optional<std::uint64_t> trampoline; // 0: none (or guards unusable in this process)
 
     Impl(Pid p, std::vector<ThreadInfo>& out) : pid(p), infos(out) {
@@ -199,8 +199,10 @@ struct Tracer::Impl {
     }
 
     [[noreturn]] void throw_exited() const {
-        throw Error(ErrorCode::ProcessExited,
-                    fmt::format("process {} exited (killed, or it ended) while we were attached to it", pid));
+        throw Error(
+            ErrorCode::ProcessExited,
+            fmt::format("process {} exited (killed, or it ended) while we were attached to it",
+                        pid));
     }
 
     // Some thread can still run: not gone, not a zombie.
@@ -740,14 +742,14 @@ struct Tracer::Impl {
     // a return, a signal-return trampoline exists in its code, and no shadow stack (x86
     // CET) would refuse the unbalanced return.
     std::optional<detail::Guard> guard_for(const Regs& saved, const detail::ExtraState& extra,
-                                           KSigset blocked, std::uint64_t insn,
-                                           std::uint64_t top) {
+                                           KSigset blocked, std::uint64_t insn, std::uint64_t top) {
         const arch::Arch a = arch::host();
         try {
             if (find_trampoline() == 0) return std::nullopt;
             ByteView ret = arch::return_insn(a);
             Bytes after(ret.size());
-            if (!mem->read_fallible(insn + detail::syscall_insn_size(), after.data(), after.size()) ||
+            if (!mem->read_fallible(insn + detail::syscall_insn_size(), after.data(),
+                                    after.size()) ||
                 !std::equal(ret.begin(), ret.end(), after.begin()))
                 return std::nullopt;
             auto stack_of = [&]() -> const proc::Mapping* {
@@ -788,7 +790,8 @@ struct Tracer::Impl {
             return sc && *sc >= 0;
         };
         auto usable = [&](const Thread& t) {
-            return !t.foreign && t.run != Run::Zombie && t.kind != Stop::Signal && !blocked_in_syscall(t);
+            return !t.foreign && t.run != Run::Zombie && t.kind != Stop::Signal &&
+                   !blocked_in_syscall(t);
         };
         if (const auto it = threads.find(last_borrowed); it != threads.end() && usable(it->second))
             return last_borrowed;
@@ -974,8 +977,8 @@ class Tracer::Impl::Borrow {
         if (t->run != Impl::Run::Stopped) {
             // Still running our call (timeout): stop it first, briefly.
             impl_.interrupt(*t);
-            impl_.pump_until([&] { return impl_.stopped(tid_); },
-                             Clock::now() + milliseconds(2000), tid_);
+            impl_.pump_until([&] { return impl_.stopped(tid_); }, Clock::now() + milliseconds(2000),
+                             tid_);
             t = impl_.find(tid_);
             if (t == nullptr || t->run != Impl::Run::Stopped) return;
         }
@@ -1245,12 +1248,15 @@ std::uint64_t find_code(const proc::Memory& mem, const std::vector<proc::Mapping
     for (const proc::Mapping* m : order) {
         bool from_file = m->inode != 0;
         for (std::uint64_t at = m->start; at < m->end;) {
-            std::size_t len = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m->end - at));
+            std::size_t len =
+                static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m->end - at));
             Bytes buf;
             if (from_file) {
                 auto b = proc::read_mapping_file(mem.pid(), *m, at - m->start, len);
-                if (b) buf = std::move(*b);
-                else from_file = false; // and read this chunk from memory
+                if (b)
+                    buf = std::move(*b);
+                else
+                    from_file = false; // and read this chunk from memory
             }
             if (!from_file) {
                 buf.resize(len);
@@ -1258,7 +1264,9 @@ std::uint64_t find_code(const proc::Memory& mem, const std::vector<proc::Mapping
             }
             for (std::size_t i = 0; i + pat.size() <= buf.size(); ++i) {
                 if ((at + i) % align != 0 || buf[i] != pat[0]) continue;
-                if (!std::equal(pat.begin(), pat.end(), buf.begin() + static_cast<std::ptrdiff_t>(i))) continue;
+                if (!std::equal(pat.begin(), pat.end(),
+                                buf.begin() + static_cast<std::ptrdiff_t>(i)))
+                    continue;
                 if (!from_file) return at + i;
                 if (mem.read_fallible(at + i, found.data(), found.size()) &&
                     std::equal(pat.begin(), pat.end(), found.begin()))

@@ -37,7 +37,7 @@ class Regs {
 
 struct ThreadInfo {
     Pid tid = 0;
-    Regs regs;             // as of the last stop
+    Regs regs;               // as of the last stop
     bool in_syscall = false; // stopped inside a system call (from /proc or registers)
     long syscall_nr = -1;
 };

@@ -37,7 +37,8 @@ void fix_payload_sha256(hp::Bytes& f) {
     const std::size_t at = manifest.find(key);
     if (at == std::string_view::npos || at + key.size() + 64 > manifest.size()) return;
     const std::string hex = hp::sha256_hex(hp::ByteView(f.data() + poff, psize));
-    std::copy(hex.begin(), hex.end(), f.begin() + static_cast<std::ptrdiff_t>(kHeaderSize + at + key.size()));
+    std::copy(hex.begin(), hex.end(),
+              f.begin() + static_cast<std::ptrdiff_t>(kHeaderSize + at + key.size()));
 }
 
 } // namespace

@@ -21,13 +21,11 @@ static int pipefd[2];
 static atomic_int futex_word;
 static atomic_int tids[3];
 
-__attribute__((noipa)) long compute(long x)
-{
+__attribute__((noipa)) long compute(long x) {
     return x + 1;
 }
 
-static void *reader(void *arg)
-{
+static void* reader(void* arg) {
     (void)arg;
     atomic_store(&tids[0], (int)gettid());
     char buf[16];
@@ -37,8 +35,7 @@ static void *reader(void *arg)
     return NULL;
 }
 
-static void *sleeper(void *arg)
-{
+static void* sleeper(void* arg) {
     (void)arg;
     atomic_store(&tids[1], (int)gettid());
     struct timespec req = {2, 0}, rem = {0, 0}, a, b;
@@ -51,8 +48,7 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
-static void *waiter(void *arg)
-{
+static void* waiter(void* arg) {
     (void)arg;
     atomic_store(&tids[2], (int)gettid());
     long r;
@@ -63,15 +59,15 @@ static void *waiter(void *arg)
     return NULL;
 }
 
-int main(void)
-{
+int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (pipe(pipefd) != 0) return 1;
     pthread_t t[3];
     pthread_create(&t[0], NULL, reader, NULL);
     pthread_create(&t[1], NULL, sleeper, NULL);
     pthread_create(&t[2], NULL, waiter, NULL);
-    while (!atomic_load(&tids[0]) || !atomic_load(&tids[1]) || !atomic_load(&tids[2])) sched_yield();
+    while (!atomic_load(&tids[0]) || !atomic_load(&tids[1]) || !atomic_load(&tids[2]))
+        sched_yield();
     printf("ready\n");
     char line[64];
     while (fgets(line, sizeof line, stdin)) {

@@ -23,14 +23,13 @@
 #include <string.h>
 #include <time.h>
 
-__attribute__((noipa)) long compute(long x)
-{
+__attribute__((noipa)) long compute(long x) {
     return x + 1;
 }
 
 static long loops = 20000;
-static atomic_long next_seq;       /* sequence number of the next thread */
-static atomic_long mark_seq = -1;  /* threads with seq >= mark_seq count as "after" */
+static atomic_long next_seq;      /* sequence number of the next thread */
+static atomic_long mark_seq = -1; /* threads with seq >= mark_seq count as "after" */
 static atomic_long started, finished, create_failures;
 static atomic_long n_old, n_new, n_mixed, n_bad;
 static atomic_long a_done, a_old, a_new, a_mixed, a_bad; /* since the last mark */
@@ -38,14 +37,15 @@ static atomic_long bad_value, bad_seq = -1;
 static atomic_int stop_spawning;
 static pthread_mutex_t account = PTHREAD_MUTEX_INITIALIZER; /* a mark vs a thread's tally */
 
-static void *short_lived(void *arg)
-{
+static void* short_lived(void* arg) {
     long seq = (long)arg;
     int saw_old = 0, saw_new = 0, saw_bad = 0;
     for (long i = 0; i < loops; i++) {
         long r = compute(seq);
-        if (r == seq + 1) saw_old = 1;
-        else if (r == seq + 1000000) saw_new = 1;
+        if (r == seq + 1)
+            saw_old = 1;
+        else if (r == seq + 1000000)
+            saw_new = 1;
         else {
             saw_bad = 1;
             long none = -1;
@@ -73,8 +73,7 @@ static void *short_lived(void *arg)
     return NULL;
 }
 
-static void *spawner(void *arg)
-{
+static void* spawner(void* arg) {
     long rate = (long)arg;
     long period_ns = 1000000000L / rate;
     pthread_attr_t attr;
@@ -87,13 +86,16 @@ static void *spawner(void *arg)
         long seq = atomic_fetch_add(&next_seq, 1);
         pthread_t t;
         atomic_fetch_add(&started, 1);
-        int e = pthread_create(&t, &attr, short_lived, (void *)seq);
+        int e = pthread_create(&t, &attr, short_lived, (void*)seq);
         if (e != 0) {
             atomic_fetch_sub(&started, 1);
             atomic_fetch_add(&create_failures, 1);
         }
         next.tv_nsec += period_ns;
-        while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
+        while (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
         }
     }
@@ -102,14 +104,13 @@ static void *spawner(void *arg)
 
 #include "wait_for.h"
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     long rate = argc > 1 ? atol(argv[1]) : 100;
     if (argc > 2) loops = atol(argv[2]);
     if (rate < 1 || rate > 100000 || loops < 1) return 2;
     setvbuf(stdout, NULL, _IOLBF, 0);
     pthread_t sp;
-    if (pthread_create(&sp, NULL, spawner, (void *)rate) != 0) return 1;
+    if (pthread_create(&sp, NULL, spawner, (void*)rate) != 0) return 1;
     WAIT_FOR(atomic_load(&finished) >= 3, 10); /* the churn is under way */
     printf("ready %ld\n", rate);
     char line[64];
@@ -130,17 +131,19 @@ int main(int argc, char **argv)
             printf("after %ld %ld %ld %ld\n", atomic_load(&a_old), atomic_load(&a_new),
                    atomic_load(&a_mixed), atomic_load(&a_bad));
         } else if (strncmp(line, "stats", 5) == 0) {
-            printf("stats %ld %ld %ld %ld %ld %ld %ld\n", atomic_load(&started), atomic_load(&finished),
-                   atomic_load(&n_old), atomic_load(&n_new), atomic_load(&n_mixed), atomic_load(&n_bad),
-                   atomic_load(&create_failures));
+            printf("stats %ld %ld %ld %ld %ld %ld %ld\n", atomic_load(&started),
+                   atomic_load(&finished), atomic_load(&n_old), atomic_load(&n_new),
+                   atomic_load(&n_mixed), atomic_load(&n_bad), atomic_load(&create_failures));
         } else if (strncmp(line, "stop", 4) == 0) {
             atomic_store(&stop_spawning, 1);
             pthread_join(sp, NULL);
             WAIT_FOR(atomic_load(&finished) == atomic_load(&started), 10);
             printf("stopped %ld %ld\n", atomic_load(&started), atomic_load(&finished));
         } else if (strncmp(line, "bad", 3) == 0) {
-            if (atomic_load(&bad_seq) < 0) printf("bad none\n");
-            else printf("bad %ld %ld\n", atomic_load(&bad_value), atomic_load(&bad_seq));
+            if (atomic_load(&bad_seq) < 0)
+                printf("bad none\n");
+            else
+                printf("bad %ld %ld\n", atomic_load(&bad_value), atomic_load(&bad_seq));
         }
     }
     return 0;

@@ -7,11 +7,10 @@
 extern long calls;
 long scale(long x);
 
-long compute(long x)
-{
+long compute(long x) {
     char buf[32];
-    static const char *volatile word = "patched-by-hotpatch";
-    memcpy(buf, (const char *)word, strlen((const char *)word) + 1);
+    static const char* volatile word = "patched-by-hotpatch";
+    memcpy(buf, (const char*)word, strlen((const char*)word) + 1);
     calls += 1000;
     fprintf(stderr, "compute(%ld) via %s\n", x, buf);
     return scale(x) + (long)strlen(buf);

@@ -5,13 +5,11 @@
 int lib_answer(int x);
 int lib_count(void);
 
-__attribute__((noipa)) int compute(int x)
-{
+__attribute__((noipa)) int compute(int x) {
     return x * x + 1;
 }
 
-int main(void)
-{
+int main(void) {
     char line[64];
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("ready\n");

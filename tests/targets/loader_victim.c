@@ -13,20 +13,18 @@
 #include <unistd.h>
 
 /* volatile: keep every call a real call through the PLT/GOT, not a folded constant. */
-static const char *volatile text = "hotpatch loader victim";
-static const char *volatile needle = "loader";
+static const char* volatile text = "hotpatch loader victim";
+static const char* volatile needle = "loader";
 static volatile double angle = 0.5;
 
 /* Scratch memory the tests may overwrite (e.g. with a fake link_map node). */
 __attribute__((visibility("default"))) unsigned char hp_loader_victim_scratch[256];
 
-__attribute__((noinline, visibility("default"))) long hp_loader_victim_exported(long x)
-{
+__attribute__((noinline, visibility("default"))) long hp_loader_victim_exported(long x) {
     return x * 7 + 1;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     char buf[64];
     long sink = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -39,8 +37,8 @@ int main(int argc, char **argv)
     printf("ready");
     for (int i = 1; i < argc; ++i) {
         char name[256];
-        void *addr;
-        const char *at = strchr(argv[i], '@');
+        void* addr;
+        const char* at = strchr(argv[i], '@');
         if (at == NULL) {
             addr = dlsym(RTLD_DEFAULT, argv[i]);
         } else {

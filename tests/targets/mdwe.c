@@ -27,16 +27,14 @@
 #define PR_MDWE_REFUSE_EXEC_GAIN 1
 #endif
 
-__attribute__((noipa)) long compute(long x)
-{
+__attribute__((noipa)) long compute(long x) {
     return x * 2 + 1;
 }
 
 /* An anonymous read-write page made executable: MDWE refuses with EACCES. */
-static const char *try_mprotect_exec(void)
-{
+static const char* try_mprotect_exec(void) {
     long pg = sysconf(_SC_PAGESIZE);
-    void *p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p = mmap(NULL, pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return "mmap-failed";
     int r = mprotect(p, pg, PROT_READ | PROT_EXEC);
     int e = errno;
@@ -45,10 +43,10 @@ static const char *try_mprotect_exec(void)
 }
 
 /* A new writable and executable mapping: MDWE refuses with EACCES. */
-static const char *try_mmap_wx(void)
-{
+static const char* try_mmap_wx(void) {
     long pg = sysconf(_SC_PAGESIZE);
-    void *p = mmap(NULL, pg, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void* p =
+        mmap(NULL, pg, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) {
         munmap(p, pg);
         return "allowed";
@@ -56,16 +54,14 @@ static const char *try_mmap_wx(void)
     return errno == EACCES ? "refused" : "error";
 }
 
-static void report(const char *word)
-{
+static void report(const char* word) {
     long flags = prctl(PR_GET_MDWE, 0, 0, 0, 0);
-    const char *mp = try_mprotect_exec();
-    const char *wx = try_mmap_wx();
+    const char* mp = try_mprotect_exec();
+    const char* wx = try_mmap_wx();
     printf("%s %ld %s %s\n", word, flags, mp, wx);
 }
 
-int main(void)
-{
+int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0) {
         int e = errno;
@@ -75,8 +71,10 @@ int main(void)
     }
     char line[64];
     while (fgets(line, sizeof line, stdin)) {
-        if (strncmp(line, "compute", 7) == 0) printf("%ld\n", compute(atol(line + 8)));
-        else if (strncmp(line, "mdwe", 4) == 0) report("mdwe");
+        if (strncmp(line, "compute", 7) == 0)
+            printf("%ld\n", compute(atol(line + 8)));
+        else if (strncmp(line, "mdwe", 4) == 0)
+            report("mdwe");
     }
     return 0;
 }

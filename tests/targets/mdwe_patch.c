@@ -1,5 +1,4 @@
 /* Replacement for compute() in mdwe.c. */
-long compute(long x)
-{
+long compute(long x) {
     return x * 2 + 1000;
 }

@@ -5,15 +5,13 @@
 extern long calls;
 long scale(long x);
 
-static const char *volatile label = "patched"; /* volatile: strlen stays a libc call */
+static const char* volatile label = "patched"; /* volatile: strlen stays a libc call */
 
-long compute(long x)
-{
+long compute(long x) {
     calls++;
     return scale(x) + (long)strlen(label);
 }
 
-long other_v2(long x)
-{
+long other_v2(long x) {
     return x - 2;
 }

@@ -36,15 +36,15 @@
 #include <unistd.h>
 
 /* A function whose runtime address the proc test compares with its file address + bias. */
-__attribute__((noinline)) void ptrace_victim_marker(void)
-{
+__attribute__((noinline)) void ptrace_victim_marker(void) {
     __asm__ volatile("" ::: "memory");
 }
 
-static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
+static pid_t gettid_(void) {
+    return (pid_t)syscall(SYS_gettid);
+}
 
-static long futex(_Atomic int *word, int op, int val)
-{
+static long futex(_Atomic int* word, int op, int val) {
     return syscall(SYS_futex, word, op, val, NULL, NULL, 0);
 }
 
@@ -52,16 +52,14 @@ static _Atomic int futex_word;
 static _Atomic int started;
 static int block_pipe[2];
 
-static void wait_started(int n)
-{
+static void wait_started(int n) {
     while (atomic_load(&started) < n)
         sched_yield();
 }
 
 /* ---- threads ---- */
 
-static void *spin(void *arg)
-{
+static void* spin(void* arg) {
     (void)arg;
     printf("thread %d spin\n", (int)gettid_());
     atomic_fetch_add(&started, 1);
@@ -70,20 +68,17 @@ static void *spin(void *arg)
     return NULL;
 }
 
-static void *blocked_read(void *arg)
-{
+static void* blocked_read(void* arg) {
     char c;
     (void)arg;
     printf("thread %d read\n", (int)gettid_());
     atomic_fetch_add(&started, 1);
     for (;;)
-        if (read(block_pipe[0], &c, 1) <= 0 && errno != EINTR)
-            break;
+        if (read(block_pipe[0], &c, 1) <= 0 && errno != EINTR) break;
     return NULL;
 }
 
-static void *sleeper(void *arg)
-{
+static void* sleeper(void* arg) {
     (void)arg;
     printf("thread %d sleep\n", (int)gettid_());
     atomic_fetch_add(&started, 1);
@@ -94,8 +89,7 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
-static void *futex_forever(void *arg)
-{
+static void* futex_forever(void* arg) {
     static _Atomic int never;
     (void)arg;
     printf("thread %d futex\n", (int)gettid_());
@@ -107,8 +101,7 @@ static void *futex_forever(void *arg)
 
 /* ---- futex ---- */
 
-static void *futex_waiter(void *arg)
-{
+static void* futex_waiter(void* arg) {
     (void)arg;
     printf("ready %d\n", (int)gettid_());
     long rc = futex(&futex_word, FUTEX_WAIT, 0);
@@ -118,16 +111,16 @@ static void *futex_waiter(void *arg)
 
 /* ---- churn ---- */
 
-static void *nothing(void *arg) { return arg; }
+static void* nothing(void* arg) {
+    return arg;
+}
 
-static void *churn(void *arg)
-{
+static void* churn(void* arg) {
     (void)arg;
     atomic_fetch_add(&started, 1);
     for (;;) {
         pthread_t t;
-        if (pthread_create(&t, NULL, nothing, NULL) == 0)
-            pthread_join(t, NULL);
+        if (pthread_create(&t, NULL, nothing, NULL) == 0) pthread_join(t, NULL);
     }
     return NULL;
 }
@@ -137,29 +130,25 @@ static void *churn(void *arg)
 static _Atomic int rt_count;
 static int rt_values[64];
 
-static void on_rt(int sig, siginfo_t *si, void *ctx)
-{
+static void on_rt(int sig, siginfo_t* si, void* ctx) {
     (void)sig;
     (void)ctx;
     int n = atomic_fetch_add(&rt_count, 1);
-    if (n < 64)
-        rt_values[n] = si->si_value.sival_int;
+    if (n < 64) rt_values[n] = si->si_value.sival_int;
 }
 
 /* ---- zombie leader, vfork ---- */
 
 static int serve(void);
 
-static void *serving(void *arg)
-{
+static void* serving(void* arg) {
     (void)arg;
     printf("ready %d\n", (int)gettid_());
     serve();
     exit(0);
 }
 
-static void *vforker(void *arg)
-{
+static void* vforker(void* arg) {
     (void)arg;
     printf("ready %d\n", (int)gettid_());
     pid_t c = vfork();
@@ -173,8 +162,7 @@ static void *vforker(void *arg)
     return NULL;
 }
 
-static void start(void *(*fn)(void *))
-{
+static void start(void* (*fn)(void*)) {
     pthread_t t;
     if (pthread_create(&t, NULL, fn, NULL) != 0) {
         perror("pthread_create");
@@ -182,8 +170,7 @@ static void start(void *(*fn)(void *))
     }
 }
 
-static int serve(void)
-{
+static int serve(void) {
     char line[256];
     while (fgets(line, sizeof line, stdin)) {
         if (strncmp(line, "ping", 4) == 0) {
@@ -202,15 +189,13 @@ static int serve(void)
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    const char *mode = argc > 1 ? argv[1] : "threads";
+int main(int argc, char** argv) {
+    const char* mode = argc > 1 ? argv[1] : "threads";
     setvbuf(stdout, NULL, _IOLBF, 0);
 
     if (strcmp(mode, "threads") == 0) {
-        if (pipe(block_pipe) != 0)
-            return 1;
-        void *(*roles[4])(void *) = {spin, blocked_read, sleeper, futex_forever};
+        if (pipe(block_pipe) != 0) return 1;
+        void* (*roles[4])(void*) = {spin, blocked_read, sleeper, futex_forever};
         for (int i = 0; i < 8; ++i)
             start(roles[i % 4]);
         wait_started(8);
@@ -245,11 +230,9 @@ int main(int argc, char **argv)
     if (strcmp(mode, "proc") == 0) {
         char path[] = "/tmp/hp victim (map) XXXXXX";
         int fd = mkstemp(path);
-        if (fd < 0 || ftruncate(fd, 4096) != 0)
-            return 1;
-        void *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
-        if (p == MAP_FAILED)
-            return 1;
+        if (fd < 0 || ftruncate(fd, 4096) != 0) return 1;
+        void* p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) return 1;
         unlink(path);
         close(fd);
         prctl(PR_SET_NAME, "hp v) (x y");
@@ -275,8 +258,7 @@ int main(int argc, char **argv)
         sigemptyset(&rt);
         sigaddset(&rt, SIGRTMIN);
         pthread_sigmask(SIG_BLOCK, &rt, &old);
-        if (pipe(block_pipe) != 0)
-            return 1;
+        if (pipe(block_pipe) != 0) return 1;
         start(spin);
         start(blocked_read);
         wait_started(2);

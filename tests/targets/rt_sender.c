@@ -21,8 +21,7 @@ static long period_ns;
 static atomic_long sent;
 static atomic_int stop, failure;
 
-static void *sender(void *arg)
-{
+static void* sender(void* arg) {
     (void)arg;
     struct timespec next;
     clock_gettime(CLOCK_MONOTONIC, &next);
@@ -35,11 +34,15 @@ static void *sender(void *arg)
             break;
         }
         next.tv_nsec += period_ns;
-        while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
+        while (next.tv_nsec >= 1000000000L) {
+            next.tv_nsec -= 1000000000L;
+            next.tv_sec++;
+        }
         /* Behind by more than 100 periods (descheduled): do not burst to catch up. */
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - next.tv_sec) * 1000000000L + (now.tv_nsec - next.tv_nsec) > 100 * period_ns)
+        if ((now.tv_sec - next.tv_sec) * 1000000000L + (now.tv_nsec - next.tv_nsec) >
+            100 * period_ns)
             next = now;
         while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR) {
         }
@@ -47,8 +50,7 @@ static void *sender(void *arg)
     return NULL;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     if (argc < 2) return 2;
     target = (pid_t)atol(argv[1]);
     long rate = argc > 2 ? atol(argv[2]) : 1000;

@@ -45,8 +45,7 @@
 
 /* The pause (2 bytes, and slow) comes first so that an interrupt often lands right after
  * it: inside the 5 bytes a patch overwrites, which "park" needs. */
-__attribute__((noipa)) long compute(long x)
-{
+__attribute__((noipa)) long compute(long x) {
     __asm__ volatile("pause");
     return x + 1;
 }
@@ -59,13 +58,11 @@ static atomic_long park_offset;
 static int park_pipe[2];
 static pthread_t worker_thread;
 
-static int kind_of(long x, long r)
-{
+static int kind_of(long x, long r) {
     return r == x + 1 ? 1 : r == x + 1000 ? 2 : 3;
 }
 
-static void on_rt(int sig, siginfo_t *si, void *ctx)
-{
+static void on_rt(int sig, siginfo_t* si, void* ctx) {
     (void)sig;
     for (long i = 0; i < 200; i++)
         if (kind_of(i, compute(i)) == 3) atomic_fetch_add(&hbad, 1);
@@ -76,7 +73,7 @@ static void on_rt(int sig, siginfo_t *si, void *ctx)
     long v = si->si_value.sival_int;
     if (v == PROBE) {
         if (atomic_load(&park_armed)) {
-            uintptr_t ip = (uintptr_t)((ucontext_t *)ctx)->uc_mcontext.gregs[REG_RIP];
+            uintptr_t ip = (uintptr_t)((ucontext_t*)ctx)->uc_mcontext.gregs[REG_RIP];
             uintptr_t f = (uintptr_t)&compute;
             if (ip > f && ip < f + 5) {
                 atomic_store(&park_armed, 0);
@@ -98,13 +95,14 @@ static void on_rt(int sig, siginfo_t *si, void *ctx)
     if (seen[v]) atomic_fetch_add(&dups, 1);
     seen[v] = 1;
     long last = atomic_load(&last_seq);
-    if (v < last) atomic_fetch_add(&ooo, 1);
-    else atomic_store(&last_seq, v);
+    if (v < last)
+        atomic_fetch_add(&ooo, 1);
+    else
+        atomic_store(&last_seq, v);
     atomic_fetch_add(&received, 1);
 }
 
-static void *worker(void *arg)
-{
+static void* worker(void* arg) {
     (void)arg;
     sigset_t s;
     sigemptyset(&s);
@@ -125,28 +123,29 @@ static void *worker(void *arg)
 }
 
 /* A bounded wait (10 s watchdog) for a condition, not a timing check. */
-#define WAIT_FOR(cond)                                                                        \
-    ({                                                                                        \
-        struct timespec s_, n_;                                                               \
-        int ok_ = 0;                                                                          \
-        clock_gettime(CLOCK_MONOTONIC, &s_);                                                  \
-        for (;;) {                                                                            \
-            if (cond) { ok_ = 1; break; }                                                     \
-            clock_gettime(CLOCK_MONOTONIC, &n_);                                              \
-            if (n_.tv_sec - s_.tv_sec > 10) break;                                            \
-            struct timespec d_ = {0, 200000};                                                 \
-            nanosleep(&d_, NULL);                                                             \
-        }                                                                                     \
-        ok_;                                                                                  \
+#define WAIT_FOR(cond)                                                                             \
+    ({                                                                                             \
+        struct timespec s_, n_;                                                                    \
+        int ok_ = 0;                                                                               \
+        clock_gettime(CLOCK_MONOTONIC, &s_);                                                       \
+        for (;;) {                                                                                 \
+            if (cond) {                                                                            \
+                ok_ = 1;                                                                           \
+                break;                                                                             \
+            }                                                                                      \
+            clock_gettime(CLOCK_MONOTONIC, &n_);                                                   \
+            if (n_.tv_sec - s_.tv_sec > 10) break;                                                 \
+            struct timespec d_ = {0, 200000};                                                      \
+            nanosleep(&d_, NULL);                                                                  \
+        }                                                                                          \
+        ok_;                                                                                       \
     })
 
-static const char *kind_name(int k)
-{
+static const char* kind_name(int k) {
     return k == 1 ? "old" : k == 2 ? "new" : "bad";
 }
 
-int main(void)
-{
+int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (pipe(park_pipe) != 0) return 1;
     sigset_t s;
@@ -171,15 +170,18 @@ int main(void)
             if (n < 0 || n >= MAXSEQ) n = 0;
             WAIT_FOR(atomic_load(&received) >= n);
             long missing = 0;
-            for (long v = 1; v <= n; v++) missing += !seen[v];
+            for (long v = 1; v <= n; v++)
+                missing += !seen[v];
             printf("report %ld %ld %ld %ld %ld %ld %ld\n", atomic_load(&received), missing,
                    atomic_load(&dups), atomic_load(&ooo), atomic_load(&badinfo), atomic_load(&hbad),
                    atomic_load(&wbad));
         } else if (strncmp(line, "worker", 6) == 0) {
             atomic_store(&report_kind, 0);
             atomic_store(&want_report, 1);
-            if (WAIT_FOR(atomic_load(&want_report) == 0)) printf("worker %s\n", kind_name(atomic_load(&report_kind)));
-            else printf("worker stuck\n");
+            if (WAIT_FOR(atomic_load(&want_report) == 0))
+                printf("worker %s\n", kind_name(atomic_load(&report_kind)));
+            else
+                printf("worker stuck\n");
         } else if (strncmp(line, "compute", 7) == 0) {
             printf("%ld\n", compute(atol(line + 8)));
         } else if (strncmp(line, "park", 4) == 0) {
@@ -200,15 +202,19 @@ int main(void)
                 WAIT_FOR(atomic_load(&worker_iter) > it + 1);
             }
             atomic_store(&park_armed, 0);
-            if (atomic_load(&parked)) printf("parked %ld\n", atomic_load(&park_offset));
-            else printf("unparked\n");
+            if (atomic_load(&parked))
+                printf("parked %ld\n", atomic_load(&park_offset));
+            else
+                printf("unparked\n");
         } else if (strncmp(line, "unpark", 6) == 0) {
             long h = atomic_load(&probes_handled);
             if (write(park_pipe[1], "x", 1) != 1) return 1;
             WAIT_FOR(atomic_load(&probes_handled) > h);
             long it = atomic_load(&worker_iter);
-            if (WAIT_FOR(atomic_load(&worker_iter) > it + 1)) printf("resumed\n");
-            else printf("worker stuck\n");
+            if (WAIT_FOR(atomic_load(&worker_iter) > it + 1))
+                printf("resumed\n");
+            else
+                printf("worker stuck\n");
         }
     }
     return 0;

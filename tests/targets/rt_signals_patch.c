@@ -1,5 +1,4 @@
 /* Replacement for compute() in rt_signals.c. */
-long compute(long x)
-{
+long compute(long x) {
     return x + 1000;
 }

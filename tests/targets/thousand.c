@@ -30,8 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-__attribute__((noipa)) long compute(long x)
-{
+__attribute__((noipa)) long compute(long x) {
     return x + 1;
 }
 
@@ -50,13 +49,11 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int go;
 
-static unsigned char byte_for(int i)
-{
+static unsigned char byte_for(int i) {
     return (unsigned char)(i * 7 + 1);
 }
 
-static void *worker(void *arg)
-{
+static void* worker(void* arg) {
     int idx = (int)(long)arg;
     atomic_fetch_add(&started, 1);
     for (long i = 0;; i++) {
@@ -73,8 +70,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void *reader(void *arg)
-{
+static void* reader(void* arg) {
     int i = (int)(long)arg;
     unsigned char b = 0;
     atomic_fetch_add(&started, 1);
@@ -92,8 +88,7 @@ static void *reader(void *arg)
     return NULL;
 }
 
-static void *poller(void *arg)
-{
+static void* poller(void* arg) {
     (void)arg;
     struct pollfd p = {.fd = poll_pipe[0], .events = POLLIN};
     atomic_fetch_add(&started, 1);
@@ -103,13 +98,13 @@ static void *poller(void *arg)
     return NULL;
 }
 
-static void *waiter(void *arg)
-{
+static void* waiter(void* arg) {
     (void)arg;
     int rc = 0;
     pthread_mutex_lock(&mu);
     atomic_fetch_add(&started, 1);
-    while (!go && rc == 0) rc = pthread_cond_wait(&cv, &mu);
+    while (!go && rc == 0)
+        rc = pthread_cond_wait(&cv, &mu);
     int ok = rc == 0 && go;
     pthread_mutex_unlock(&mu);
     if (ok) atomic_fetch_add(&w_ok, 1);
@@ -117,8 +112,7 @@ static void *waiter(void *arg)
     return NULL;
 }
 
-static void *sleeper(void *arg)
-{
+static void* sleeper(void* arg) {
     (void)arg;
     struct timespec req = {sleep_s, 0}, rem = {0, 0}, a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
@@ -136,17 +130,15 @@ static void *sleeper(void *arg)
 
 #include "wait_for.h"
 
-static void spawn(void *(*fn)(void *), long arg, pthread_attr_t *attr)
-{
+static void spawn(void* (*fn)(void*), long arg, pthread_attr_t* attr) {
     pthread_t t;
-    if (pthread_create(&t, attr, fn, (void *)arg) != 0) {
+    if (pthread_create(&t, attr, fn, (void*)arg) != 0) {
         perror("pthread_create");
         exit(1);
     }
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     if (argc > 1) workers = atoi(argv[1]);
     if (argc > 2) blocked = atoi(argv[2]);
     if (argc > 3) sleep_s = atoi(argv[3]);
@@ -168,7 +160,8 @@ int main(int argc, char **argv)
         spawn(waiter, i, &attr);
         spawn(sleeper, i, &attr);
     }
-    for (int i = 0; i < workers; i++) spawn(worker, i, &attr);
+    for (int i = 0; i < workers; i++)
+        spawn(worker, i, &attr);
     int total = workers + 4 * blocked;
     WAIT_FOR(atomic_load(&started) == total, 10);
     printf("ready %d\n", atomic_load(&started));
@@ -176,12 +169,14 @@ int main(int argc, char **argv)
     while (fgets(line, sizeof line, stdin)) {
         if (strncmp(line, "switched", 8) == 0) {
             int k = strstr(line, "new") ? 2 : 1;
-            for (int i = 0; i < workers; i++) atomic_store(&seen_kind[i], 0);
+            for (int i = 0; i < workers; i++)
+                atomic_store(&seen_kind[i], 0);
             atomic_store(&want_kind, k);
             int n = 0;
             WAIT_FOR(({
                          n = 0;
-                         for (int i = 0; i < workers; i++) n += atomic_load(&seen_kind[i]);
+                         for (int i = 0; i < workers; i++)
+                             n += atomic_load(&seen_kind[i]);
                          n == workers;
                      }),
                      10);
@@ -206,16 +201,19 @@ int main(int argc, char **argv)
             WAIT_FOR(atomic_load(&r_done) == blocked && atomic_load(&p_done) == blocked &&
                          atomic_load(&w_done) == blocked,
                      10);
-            printf("results %d %d %d %d %d %d", atomic_load(&r_done), atomic_load(&r_ok), atomic_load(&p_done),
-                   atomic_load(&p_ok), atomic_load(&w_done), atomic_load(&w_ok));
+            printf("results %d %d %d %d %d %d", atomic_load(&r_done), atomic_load(&r_ok),
+                   atomic_load(&p_done), atomic_load(&p_ok), atomic_load(&w_done),
+                   atomic_load(&w_ok));
             int b = atomic_load(&first_bad_reader);
             if (b >= 0)
                 printf(" (reader %d: read returned %zd, %s, byte %u, expected %u)", b, reader_n[b],
-                       reader_errno[b] ? strerror(reader_errno[b]) : "no error", reader_byte[b], byte_for(b));
+                       reader_errno[b] ? strerror(reader_errno[b]) : "no error", reader_byte[b],
+                       byte_for(b));
             printf("\n");
         } else if (strncmp(line, "sleepers", 8) == 0) {
             WAIT_FOR(atomic_load(&s_done) == blocked, 60);
-            printf("sleepers %d %d %lld\n", atomic_load(&s_done), atomic_load(&s_ok), atomic_load(&s_min_ns));
+            printf("sleepers %d %d %lld\n", atomic_load(&s_done), atomic_load(&s_ok),
+                   atomic_load(&s_min_ns));
         }
     }
     return 0;

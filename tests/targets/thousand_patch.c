@@ -1,5 +1,4 @@
 /* Replacement for compute() in thousand.c. */
-long compute(long x)
-{
+long compute(long x) {
     return x + 100;
 }

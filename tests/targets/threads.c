@@ -11,33 +11,34 @@
 #include <string.h>
 #include <time.h>
 
-__attribute__((noipa)) long compute(long x)
-{
+__attribute__((noipa)) long compute(long x) {
     return x + 1;
 }
 
 static atomic_long total;
 static atomic_int seen_new[1024];
 
-static void *worker(void *arg)
-{
+static void* worker(void* arg) {
     int idx = (int)(long)arg;
     for (;;) {
         long r = compute(1);
         atomic_fetch_add_explicit(&total, 1, memory_order_relaxed);
-        if (r == 10) atomic_store(&seen_new[idx], 1);
-        else if (r != 2) { fprintf(stderr, "worker %d: compute(1) = %ld\n", idx, r); abort(); }
+        if (r == 10)
+            atomic_store(&seen_new[idx], 1);
+        else if (r != 2) {
+            fprintf(stderr, "worker %d: compute(1) = %ld\n", idx, r);
+            abort();
+        }
     }
     return NULL;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char** argv) {
     int n = argc > 1 ? atoi(argv[1]) : 8;
     if (n < 1 || n > 1024) return 2;
     for (int i = 0; i < n; i++) {
         pthread_t t;
-        pthread_create(&t, NULL, worker, (void *)(long)i);
+        pthread_create(&t, NULL, worker, (void*)(long)i);
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("ready %d\n", n);
@@ -49,7 +50,8 @@ int main(int argc, char **argv)
             int k;
             for (;;) { /* a bounded wait for the workers' next iteration, not a timing check */
                 k = 0;
-                for (int i = 0; i < n; i++) k += atomic_load(&seen_new[i]);
+                for (int i = 0; i < n; i++)
+                    k += atomic_load(&seen_new[i]);
                 clock_gettime(CLOCK_MONOTONIC, &now);
                 if (k == n || now.tv_sec - start.tv_sec > 10) break;
                 sched_yield();

@@ -1,1 +1,3 @@
-long compute(long x) { return x + 9; }
+long compute(long x) {
+    return x + 9;
+}

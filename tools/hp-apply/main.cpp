@@ -12,7 +12,8 @@ using hp::doc::json;
 
 int main(int argc, char** argv) {
     hp::doc::Tool tool("apply");
-    CLI::App app{"Apply a hotpatch package to a running process (or --revert one), all-or-nothing.", "hp-apply"};
+    CLI::App app{"Apply a hotpatch package to a running process (or --revert one), all-or-nothing.",
+                 "hp-apply"};
     app.set_version_flag("--version", std::string(hp::doc::version()));
     int pid = 0;
     std::string input, revert_id, keys_dir;
@@ -29,15 +30,21 @@ int main(int argc, char** argv) {
     app.add_option("--timeout", timeout_ms,
                    "Bound for the job in milliseconds (default 5000); undoing after a timeout may "
                    "take a few seconds more (man hp-apply)")
-        ->type_name("MS")->check(CLI::Range(1u, 3'600'000u));
-    app.add_flag("--allow-unsigned", allow_unsigned, "Apply an unsigned package or one signed by an untrusted key");
-    app.add_option("--keys", keys_dir, "Trusted public keys directory (default $HOTPATCH_KEYS, else /etc/hotpatch/keys)")
+        ->type_name("MS")
+        ->check(CLI::Range(1u, 3'600'000u));
+    app.add_flag("--allow-unsigned", allow_unsigned,
+                 "Apply an unsigned package or one signed by an untrusted key");
+    app.add_option(
+           "--keys", keys_dir,
+           "Trusted public keys directory (default $HOTPATCH_KEYS, else /etc/hotpatch/keys)")
         ->type_name("DIR");
     std::string consistency = "stack";
     app.add_option("--consistency", consistency,
-                   "entry: no thread inside a patch site; stack (default, fails safe: refuses when in doubt): no "
+                   "entry: no thread inside a patch site; stack (default, fails safe: refuses when "
+                   "in doubt): no "
                    "thread executing in or returning into an old function (revert: a replacement)")
-        ->type_name("MODE")->check(CLI::IsMember({"entry", "stack"}));
+        ->type_name("MODE")
+        ->check(CLI::IsMember({"entry", "stack"}));
     tool.add_format_option(app);
 
     auto run = [&]() -> int {
@@ -48,7 +55,8 @@ int main(int argc, char** argv) {
                             "give the process with -p PID (or read a check document with -)");
         if (pid != 0) doc["pid"] = pid;
         auto timeout = std::chrono::milliseconds(timeout_ms);
-        auto mode = consistency == "entry" ? hp::patch::Consistency::Entry : hp::patch::Consistency::Stack;
+        auto mode =
+            consistency == "entry" ? hp::patch::Consistency::Entry : hp::patch::Consistency::Stack;
         doc["consistency"] = consistency;
         hp::patch::Outcome out;
         if (!revert_id.empty()) {
@@ -60,7 +68,8 @@ int main(int argc, char** argv) {
             doc["unmapped"] = out.unmapped;
             if (!out.unmapped) doc["kept_mapped_because"] = out.keep_reason;
         } else {
-            if (input.empty()) throw hp::Error(hp::ErrorCode::Usage, "no PACKAGE given (or --revert ID)");
+            if (input.empty())
+                throw hp::Error(hp::ErrorCode::Usage, "no PACKAGE given (or --revert ID)");
             hp::patch::ApplyOptions opt;
             opt.pid = pid;
             opt.timeout = timeout;
@@ -83,7 +92,8 @@ int main(int argc, char** argv) {
             hp::Bytes file = hp::read_file(path, std::size_t{512} << 20);
             std::string sha = hp::sha256_hex(file);
             if (!checked_sha.empty() && sha != checked_sha)
-                throw hp::Error(hp::ErrorCode::CheckFailed, fmt::format("{} changed since it was checked", path));
+                throw hp::Error(hp::ErrorCode::CheckFailed,
+                                fmt::format("{} changed since it was checked", path));
             hp::package::Package pkg;
             try {
                 pkg = hp::package::read_package(file);
@@ -106,9 +116,12 @@ int main(int argc, char** argv) {
         }
         doc["repaired"] = out.repaired;
         doc["start_time"] = out.record.instance.start_time;
-        doc["timings"] = {{"plan_us", out.timings.plan_us},       {"prepare_us", out.timings.prepare_us},
-                          {"switch_us", out.timings.switch_us},   {"freeze_us", out.timings.freeze_us},
-                          {"total_us", out.timings.total_us},     {"attempts", out.timings.attempts},
+        doc["timings"] = {{"plan_us", out.timings.plan_us},
+                          {"prepare_us", out.timings.prepare_us},
+                          {"switch_us", out.timings.switch_us},
+                          {"freeze_us", out.timings.freeze_us},
+                          {"total_us", out.timings.total_us},
+                          {"attempts", out.timings.attempts},
                           {"max_attempt_freeze_us", out.timings.max_attempt_freeze_us}};
         json rec = hp::patch::to_json(out.record);
         if (dry_run) rec["state"] = "planned";
@@ -130,23 +143,27 @@ int main(int argc, char** argv) {
         const json& r = doc["record"];
         std::string out;
         if (action == "revert")
-            out = fmt::format("reverted '{}' in process {} (freeze {} us){}\n", doc["id"].get<std::string>(),
-                              doc["pid"].get<int>(), doc["timings"]["freeze_us"].get<std::uint64_t>(),
-                              doc["unmapped"].get<bool>() ? ", code unmapped"
-                                                          : "; code kept mapped: " + doc["kept_mapped_because"].get<std::string>());
+            out = fmt::format(
+                "reverted '{}' in process {} (freeze {} us){}\n", doc["id"].get<std::string>(),
+                doc["pid"].get<int>(), doc["timings"]["freeze_us"].get<std::uint64_t>(),
+                doc["unmapped"].get<bool>()
+                    ? ", code unmapped"
+                    : "; code kept mapped: " + doc["kept_mapped_because"].get<std::string>());
         else if (action == "dry-run")
-            out = fmt::format("dry run: '{}' can be applied to process {}; it would write:\n", doc["id"].get<std::string>(),
-                              doc["pid"].get<int>());
+            out = fmt::format("dry run: '{}' can be applied to process {}; it would write:\n",
+                              doc["id"].get<std::string>(), doc["pid"].get<int>());
         else
-            out = fmt::format("applied '{}' to process {} (freeze {} us, total {} us)\n", doc["id"].get<std::string>(),
-                              doc["pid"].get<int>(), doc["timings"]["freeze_us"].get<std::uint64_t>(),
+            out = fmt::format("applied '{}' to process {} (freeze {} us, total {} us)\n",
+                              doc["id"].get<std::string>(), doc["pid"].get<int>(),
+                              doc["timings"]["freeze_us"].get<std::uint64_t>(),
                               doc["timings"]["total_us"].get<std::uint64_t>());
         bool revert = action == "revert";
         for (const json& s : r["sites"]) {
             std::string fn = s["function"].get<std::string>();
             if (fn.empty()) fn = s["function_address"].get<std::string>();
             out += fmt::format("  {} {} at {}: {} -> {}\n", s["module"].get<std::string>(), fn,
-                               s["address"].get<std::string>(), s[revert ? "new" : "original"].get<std::string>(),
+                               s["address"].get<std::string>(),
+                               s[revert ? "new" : "original"].get<std::string>(),
                                s[revert ? "original" : "new"].get<std::string>());
         }
         return out;
