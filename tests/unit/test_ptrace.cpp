@@ -490,6 +490,9 @@ TEST_CASE("proc_instance_modules_and_memory_of_a_live_victim") {
 
     // Threads and states.
     CHECK(proc::threads(v.pid()) == std::vector<Pid>{v.pid()});
+    // After its ready line the victim goes on to block in read(): wait for that (it may
+    // still be running when we get here), synchronising on the state itself.
+    CHECK(wait_in_syscall(v.pid(), v.pid(), SYS_read, in(seconds(10))));
     CHECK(proc::thread_state(v.pid(), v.pid()) == 'S');
 
     // Once the process is gone: ProcessExited, not an I/O error.
