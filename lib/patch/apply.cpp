@@ -749,33 +749,30 @@ void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem
     }
 }
 
-// Unmaps the code of the reverted `rec` that revert_locked had to keep (a thread was in it
-// or returning into it): stops every thread and tries again, letting them run in between,
-// until `until`. Once the sites are restored nothing enters the code any more, and a
-// thread inside a replacement leaves it within microseconds; so the repair of a killed
-// apply, which rolls back without waiting for the code to be unused (entry mode), does not
-// leave the apply that follows it finding its own id still mapped.
-void unmap_later(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
-                 const Record& rec, Clock::time_point until, Clock::time_point deadline,
-                 Outcome& out) {
-    ptrace::Tracer tracer(pid, deadline);
-    const UnmapPrep prep = prepare_unmap(tracer, mem, maps);
-    for (unsigned attempt = 1;; ++attempt) {
+// Unmaps the code of the reverted `rec` that unmap_unused had to keep (a thread was in it
+// or returning into it), with the threads of `tracer` running: stops them and tries again,
+// letting them run in between, until `until`. Once the sites are restored nothing enters
+// the code any more, and a thread inside a replacement leaves it within microseconds; so
+// rolling back a killed apply, which does not wait for the code to be unused (entry mode),
+// does not leave the apply that follows finding its own id still mapped.
+void unmap_later(proc::Pid pid, ptrace::Tracer& tracer, const UnmapPrep& prep,
+                 const proc::Memory& mem, std::vector<proc::Mapping>& maps, const Record& rec,
+                 Clock::time_point until, Clock::time_point deadline, Outcome& out) {
+    for (unsigned attempt = 1; !out.unmapped && Clock::now() < until; ++attempt) {
+        back_off(tracer, attempt, until);
         tracer.stop_all(deadline);
         out.keep_reason.clear();
         unmap_unused(pid, tracer, mem, maps, rec, prep, deadline, out);
         tracer.resume_all();
-        if (out.unmapped || Clock::now() >= until) return;
-        back_off(tracer, attempt, until);
     }
 }
 
 // Reverts `rec` (found in `records`) with the process lock held: restores its sites (or
 // hands its original bytes to a patch above), marks it reverted, unmaps its code when no
-// thread uses it.
+// thread uses it - with `wait_for_unmap`, trying again for up to 500 ms (unmap_later).
 void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Mapping>& maps,
                    std::vector<Record>& records, Record& rec, Clock::time_point deadline,
-                   Consistency mode, Outcome& out) {
+                   Consistency mode, bool wait_for_unmap, Outcome& out) {
     // For each site: restore it, or (when a later patch lies on top) hand our original
     // bytes to that patch's record so its revert restores them.
     std::vector<SiteRecord> restore;
@@ -859,6 +856,10 @@ void revert_locked(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
     out.timings.max_attempt_freeze_us =
         std::max(out.timings.max_attempt_freeze_us, out.timings.freeze_us);
     out.timings.switch_us = us_since(ts);
+    if (wait_for_unmap && !out.unmapped)
+        unmap_later(pid, tracer, prep, mem, maps, rec,
+                    std::min(deadline, Clock::now() + std::chrono::milliseconds(500)), deadline,
+                    out);
     out.record = rec;
 }
 
@@ -919,12 +920,7 @@ static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         const bool reverting = half_reverted(mem, r);
         if (r.state != State::Preparing && !reverting) continue;
         Outcome o;
-        revert_locked(pid, mem, maps, records, r, deadline, Consistency::Entry, o);
-        if (!o.unmapped) {
-            unmap_later(pid, mem, maps, r,
-                        std::min(deadline, Clock::now() + std::chrono::milliseconds(500)), deadline,
-                        o);
-        }
+        revert_locked(pid, mem, maps, records, r, deadline, Consistency::Entry, true, o);
         done.push_back(
             fmt::format("{} '{}'{}",
                         reverting ? "finished the interrupted revert of"
@@ -1000,11 +996,7 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
     // complete, so no call chain relies on it); its unmap then waits for that.
     const bool rolling_back = rec->state == State::Preparing;
     revert_locked(pid, mem, maps, records, *rec, deadline, rolling_back ? Consistency::Entry : mode,
-                  out);
-    if (rolling_back && !out.unmapped)
-        unmap_later(pid, mem, maps, *rec,
-                    std::min(deadline, Clock::now() + std::chrono::milliseconds(500)), deadline,
-                    out);
+                  rolling_back, out);
     if (out.unmapped) {
         // A descriptor an interrupted apply of this id left open goes too.
         maps = proc::read_maps(pid);
