@@ -15,6 +15,14 @@ namespace {
     throw Error(ErrorCode::BadInput, "upstream document: " + what);
 }
 
+// How many of the sites of a patch's verify document (`pj["sites"]`) have `status`.
+std::size_t sites_with_status(const json& pj, std::string_view status) {
+    std::size_t n = 0;
+    for (const json& sj : pj["sites"])
+        n += sj["status"] == status ? 1 : 0;
+    return n;
+}
+
 std::string site_label(const SiteRecord& s) {
     return s.function.empty() ? hex_addr(s.function_address) : s.function;
 }
@@ -78,9 +86,7 @@ bool verify_process(proc::Pid pid, json& doc) {
             pj["sites"].push_back(std::move(sj));
         }
         if (r.state == State::Preparing) {
-            std::size_t written = 0;
-            for (const json& sj : pj["sites"])
-                written += sj["status"] == "patched" ? 1 : 0;
+            const std::size_t written = sites_with_status(pj, "patched");
             pj["interrupted"] = fmt::format("{} of {} sites written", written, r.sites.size());
             problems.insert(
                 problems.begin(),
@@ -91,9 +97,7 @@ bool verify_process(proc::Pid pid, json& doc) {
                     r.id, written, r.sites.size(), pid, pid, r.id));
         }
         if (reverting) {
-            std::size_t restored = 0;
-            for (const json& sj : pj["sites"])
-                restored += sj["status"] == "original" ? 1 : 0;
+            const std::size_t restored = sites_with_status(pj, "original");
             pj["interrupted"] = fmt::format("{} of {} sites restored", restored, r.sites.size());
             problems.insert(
                 problems.begin(),
