@@ -595,8 +595,11 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
                     fmt::format("process {}: the kernel placed the patch at {} instead of {} "
                                 "(no MAP_FIXED_NOREPLACE?)",
                                 opt.pid, hex_addr(got), hex_addr(base)));
-    // Each payload piece gets its final protection at once: code is never writable.
+    // Each payload piece gets its final protection at once: code is never writable. A
+    // read-only piece is already mapped as it must be.
     for (const loader::Piece& p : img.pieces) {
+        if (!InjectionLayout::needs_mmap(p.exec, p.write, rec.capacity, rec.payload_base, base))
+            continue;
         std::uint64_t prot = PROT_READ | (p.exec ? PROT_EXEC : 0) | (p.write ? PROT_WRITE : 0);
         remote.call("mmap (payload)", nr.mmap,
                     {p.addr, p.bytes.size(), prot, MAP_PRIVATE | MAP_FIXED, fd,

@@ -15,6 +15,7 @@ std::vector<ptrace::InjectedCall> injected_calls(arch::Arch a, const InjectionLa
         {nr.ftruncate, {kFd, l.total + l.page * l.thunks.size(), 0, 0, 0, 0}, "ftruncate"},
         {nr.mmap, {l.base, l.total, PROT_READ, fixed_noreplace, kFd, 0}, "mmap"}};
     for (const auto& p : l.pieces) {
+        if (!l.needs_mmap(p)) continue;
         std::uint64_t prot = PROT_READ | (p.exec ? PROT_EXEC : 0) | (p.write ? PROT_WRITE : 0);
         calls.push_back({nr.mmap,
                          {p.addr, p.size, prot, MAP_PRIVATE | MAP_FIXED, kFd,

@@ -42,6 +42,11 @@ class Fd {
     Fd(const Fd&) = delete;
     Fd& operator=(const Fd&) = delete;
     int get() const { return fd_; }
+    int release() {
+        int f = fd_;
+        fd_ = -1;
+        return f;
+    }
     explicit operator bool() const { return fd_ >= 0; }
     void reset() {
         if (fd_ >= 0) ::close(fd_);
@@ -304,23 +309,36 @@ Instance instance(Pid pid) {
     return Instance{pid, *st};
 }
 
-std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from,
-                                       std::size_t len) {
-    if (m.inode == 0 || m.path.empty() || m.path[0] != '/' || from > m.end - m.start)
-        return std::nullopt;
-    Fd f = open_mapped(pid, m);
-    if (!f) return std::nullopt;
-    Bytes out(std::min<std::uint64_t>(len, m.end - m.start - from));
+MappingFile::MappingFile(Pid pid, const Mapping& m) : size_(m.end - m.start), offset_(m.offset) {
+    if (m.inode == 0 || m.path.empty() || m.path[0] != '/') return;
+    fd_ = open_mapped(pid, m).release();
+}
+
+MappingFile::~MappingFile() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+bool MappingFile::read(std::uint64_t from, std::size_t len, Bytes& out) const {
+    if (fd_ < 0 || from > size_) return false;
+    out.resize(static_cast<std::size_t>(std::min<std::uint64_t>(len, size_ - from)));
     std::size_t got = 0;
     while (got < out.size()) {
-        ssize_t n = ::pread(f.get(), out.data() + got, out.size() - got,
-                            static_cast<off_t>(m.offset + from + got));
+        ssize_t n = ::pread(fd_, out.data() + got, out.size() - got,
+                            static_cast<off_t>(offset_ + from + got));
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return std::nullopt;
+        if (n < 0) return false;
         if (n == 0) break; // past the end of the file (the mapping's tail)
         got += static_cast<std::size_t>(n);
     }
     out.resize(got);
+    return true;
+}
+
+std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from,
+                                       std::size_t len) {
+    MappingFile f(pid, m);
+    Bytes out;
+    if (!f.ok() || !f.read(from, len, out)) return std::nullopt;
     return out;
 }
 

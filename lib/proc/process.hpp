@@ -44,6 +44,22 @@ std::vector<Mapping> read_maps(Pid pid);
 // does not fault pages into the process. nullopt when the file cannot be read.
 std::optional<Bytes> read_mapping_file(Pid pid, const Mapping& m, std::uint64_t from,
                                        std::size_t len);
+// The same file, open once for many reads (a search through a whole library).
+class MappingFile {
+  public:
+    MappingFile(Pid pid, const Mapping& m); // !ok() when the file cannot be opened
+    ~MappingFile();
+    MappingFile(const MappingFile&) = delete;
+    MappingFile& operator=(const MappingFile&) = delete;
+    bool ok() const { return fd_ >= 0; }
+    // Bytes [from, from + len) of the mapping into `out`, resized to what was read (less
+    // past the end of the file). False on a read error.
+    bool read(std::uint64_t from, std::size_t len, Bytes& out) const;
+
+  private:
+    int fd_ = -1;
+    std::uint64_t size_ = 0, offset_ = 0;
+};
 
 // Thread ids from /proc/PID/task.
 std::vector<Pid> threads(Pid pid);

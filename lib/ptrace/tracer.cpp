@@ -1245,32 +1245,38 @@ std::uint64_t find_code(const proc::Memory& mem, const std::vector<proc::Mapping
     // whose file cannot be read are searched in memory.
     constexpr std::size_t kChunk = 64 * 1024;
     Bytes found(pat.size());
+    Bytes buf; // one buffer: a fresh one per chunk costs page faults
+    buf.reserve(kChunk);
     for (const proc::Mapping* m : order) {
-        bool from_file = m->inode != 0;
+        std::optional<proc::MappingFile> file;
+        if (m->inode != 0) file.emplace(mem.pid(), *m);
+        bool from_file = file && file->ok();
         for (std::uint64_t at = m->start; at < m->end;) {
             std::size_t len =
                 static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m->end - at));
-            Bytes buf;
-            if (from_file) {
-                auto b = proc::read_mapping_file(mem.pid(), *m, at - m->start, len);
-                if (b)
-                    buf = std::move(*b);
-                else
-                    from_file = false; // and read this chunk from memory
-            }
+            if (from_file && !file->read(at - m->start, len, buf))
+                from_file = false; // and read this chunk from memory
             if (!from_file) {
                 buf.resize(len);
                 if (!mem.read_fallible(at, buf.data(), len)) break; // unreadable: next mapping
             }
-            for (std::size_t i = 0; i + pat.size() <= buf.size(); ++i) {
-                if ((at + i) % align != 0 || buf[i] != pat[0]) continue;
-                if (!std::equal(pat.begin(), pat.end(),
-                                buf.begin() + static_cast<std::ptrdiff_t>(i)))
+            // memchr for the first byte: a loop over every byte with a division for the
+            // alignment took 1.2 ms for the ~400 KiB of libc before its first `syscall; ret`,
+            // memchr 0.15 ms (glibc's memmem 0.3 ms).
+            const std::uint8_t* const b = buf.data();
+            const std::uint8_t* const end = b + buf.size();
+            for (const std::uint8_t* c = b;; ++c) {
+                if (end - c < static_cast<std::ptrdiff_t>(pat.size())) break;
+                c = static_cast<const std::uint8_t*>(
+                    std::memchr(c, pat[0], static_cast<std::size_t>(end - c)));
+                if (c == nullptr || end - c < static_cast<std::ptrdiff_t>(pat.size())) break;
+                const std::uint64_t addr = at + static_cast<std::uint64_t>(c - b);
+                if ((addr & (align - 1)) != 0 || std::memcmp(c, pat.data(), pat.size()) != 0)
                     continue;
-                if (!from_file) return at + i;
-                if (mem.read_fallible(at + i, found.data(), found.size()) &&
+                if (!from_file) return addr;
+                if (mem.read_fallible(addr, found.data(), found.size()) &&
                     std::equal(pat.begin(), pat.end(), found.begin()))
-                    return at + i;
+                    return addr;
             }
             if (at + len >= m->end || buf.size() < len) break;
             at += len - (pat.size() - 1); // overlap so a match across chunks is found
