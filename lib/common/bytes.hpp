@@ -21,10 +21,19 @@ std::string hex_addr(std::uint64_t addr);
 // Accepts "0x..." (or bare hex digits when allow_bare); nullopt otherwise.
 std::optional<std::uint64_t> parse_addr(std::string_view text, bool allow_bare = false);
 
-// Little-endian loads and stores on possibly unaligned bytes.
-std::uint16_t load_le16(const std::uint8_t* p);
-std::uint32_t load_le32(const std::uint8_t* p);
-std::uint64_t load_le64(const std::uint8_t* p);
+// Little-endian loads and stores on possibly unaligned bytes. The loads are inline: the
+// stack check of a switch makes one per stack word of every thread (docs/performance.md).
+inline std::uint16_t load_le16(const std::uint8_t* p) {
+    return static_cast<std::uint16_t>(p[0] | p[1] << 8);
+}
+inline std::uint32_t load_le32(const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+           static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+inline std::uint64_t load_le64(const std::uint8_t* p) {
+    return static_cast<std::uint64_t>(load_le32(p)) | static_cast<std::uint64_t>(load_le32(p + 4))
+                                                          << 32;
+}
 void store_le32(std::uint8_t* p, std::uint32_t v);
 void store_le64(std::uint8_t* p, std::uint64_t v);
 void append_le32(Bytes& out, std::uint32_t v);

@@ -4,7 +4,7 @@
 //
 // Layout at the record address (little-endian):
 //   0  "HPRECORD"        magic
-//   8  u32 version = 1
+//   8  u32 version = 2 (1 is still read; see record.cpp)
 //   12 u32 state         1 preparing, 2 applied, 3 reverted (payload still mapped)
 //   16 u64 json_length
 //   24 u64 freeze_us     written after the switch

@@ -34,9 +34,11 @@ class RangeIndex {
         std::uint64_t m = 0;
         for (const CodeRange* r : sorted_)
             max_end_.push_back(m = std::max(m, r->end));
+        if (!sorted_.empty()) lo_ = sorted_.front()->start, hi_ = m;
     }
 
     const CodeRange* range_of(std::uint64_t v) const {
+        if (v < lo_ || v >= hi_) return nullptr; // most stack words: no search
         auto it =
             std::upper_bound(sorted_.begin(), sorted_.end(), v,
                              [](std::uint64_t x, const CodeRange* r) { return x < r->start; });
@@ -58,12 +60,17 @@ class RangeIndex {
   private:
     std::vector<const CodeRange*> sorted_;
     std::vector<std::uint64_t> max_end_;
+    std::uint64_t lo_ = 0, hi_ = 0; // the span of all ranges
 };
 
+// /proc/PID/maps lists mappings in address order: a binary search (a process with 1000
+// threads has over 2000 mappings, and every thread's stack is looked up).
 const proc::Mapping* mapping_at(const std::vector<proc::Mapping>& maps, std::uint64_t a) {
-    for (const proc::Mapping& m : maps)
-        if (a >= m.start && a < m.end) return &m;
-    return nullptr;
+    auto it = std::upper_bound(maps.begin(), maps.end(), a,
+                               [](std::uint64_t x, const proc::Mapping& m) { return x < m.start; });
+    if (it == maps.begin()) return nullptr;
+    --it;
+    return a < it->end ? &*it : nullptr;
 }
 
 // Whether the code at `addr` is a signal-return trampoline (arch::sigreturn_trampolines),
@@ -87,6 +94,11 @@ std::optional<std::string> code_in_use(const ptrace::Tracer& t, const proc::Memo
                                        std::vector<proc::Mapping>& maps,
                                        const std::vector<CodeRange>& ranges) {
     const RangeIndex index(ranges);
+    auto by_start = [](const proc::Mapping& a, const proc::Mapping& b) {
+        return a.start < b.start;
+    };
+    if (!std::is_sorted(maps.begin(), maps.end(), by_start)) // mapping_at searches them
+        std::sort(maps.begin(), maps.end(), by_start);
     const arch::SigframeProof proof = arch::sigframe_proof(arch::host());
     std::vector<std::uint64_t> trampolines; // addresses already shown to be one
     std::vector<std::string> uses;
