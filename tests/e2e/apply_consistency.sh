@@ -26,11 +26,23 @@ refused() {
     CHECKS=$((CHECKS + 1))
     [ "$(exec_snapshot "$VPID")" = "$before" ] || fail "a refused apply changed the victim's code"
 }
+# Asks the victim $1, expects answer $2, and sets NEW_TID to the one thread the request
+# started: the thread of /proc/PID/task that was not there before (not the largest id:
+# thread ids wrap around at pid_max).
+started_by() {
+    local before
+    before=$(ls "/proc/$VPID/task" | sort)
+    expect_answer "$1" "$2"
+    NEW_TID=$(comm -13 <(echo "$before") <(ls "/proc/$VPID/task" | sort))
+    CHECKS=$((CHECKS + 1))
+    [ -n "$NEW_TID" ] && [ "$(echo "$NEW_TID" | wc -l)" -eq 1 ] ||
+        fail "'$1' started threads '$NEW_TID', expected one"
+}
 start_victim c "$T/cons"
 
 # A thread looping inside spin(): refused, by default, naming the thread and spin.
-expect_answer spin spinning
-spinner=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
+started_by spin spinning
+spinner=$NEW_TID
 refused "$T/spin.hpk"
 jq_ok '.consistency == "stack"'
 expect_err "thread $spinner is executing in 'spin'"
@@ -97,8 +109,8 @@ expect_answer "quick 1" "quick 2"
 
 # A thread whose signal handler blocks on an alternate signal stack: alt_waiter() is on
 # the stack the signal interrupted, which is found through the signal frame and scanned.
-expect_answer altwait waiting
-alt_tid=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
+started_by altwait waiting
+alt_tid=$NEW_TID
 refused "$T/alt_waiter.hpk"
 expect_err "thread $alt_tid holds"
 expect_err "on its interrupted stack (below its alternate signal stack)"
@@ -120,8 +132,8 @@ expect_answer wake "waited 9"
 cc_x86 -pthread -fno-omit-frame-pointer -o "$T/cons-fp" "$HP_SRC/tests/targets/consistency.c"
 hp-pack "$T/p.so" --target "$T/cons-fp" --replace deep_waiter=deep_waiter_v2 --id deep -o "$T/deep.hpk" >/dev/null
 start_victim fp "$T/cons-fp"
-expect_answer deepwait waiting
-waiter_tid=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
+started_by deepwait waiting
+waiter_tid=$NEW_TID
 refused "$T/deep.hpk"
 expect_err "thread $waiter_tid has a return address into 'deep_waiter' in frame #1"
 expect_answer wake "waited 14"
@@ -135,8 +147,8 @@ expect_answer wake "waited 214"
 # system calls of the prepare phase, which need a stack.)
 start_victim bad "$T/cons"
 expect_answer spin spinning
-expect_answer badsp looping
-bad_tid=$(ls "/proc/$VPID/task" | sort -n | tail -n 1)
+started_by badsp looping
+bad_tid=$NEW_TID
 refused "$T/quick.hpk"
 expect_err "thread $bad_tid's stack pointer 0x1000 lies in no mapping: its stack cannot be checked"
 kill -9 "$VPID"
