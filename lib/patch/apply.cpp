@@ -44,6 +44,20 @@ std::string label(const SiteRecord& s) {
     return s.function.empty() ? hex_addr(s.function_address) : "'" + s.function + "'";
 }
 
+// DESIGN §6: our calls pass through the target's seccomp filters, and a "kill" action
+// would kill it. Filters are per thread: each thread is asked about every call of the job,
+// with its real flags, while it is held before the first call it is borrowed for (a
+// refusal comes before any call ran in it). Threads that never run our calls are not
+// read: at 1000 threads that was 1000 /proc status reads in prepare (and in the freeze of
+// a revert's unmap).
+void check_filters_when_borrowed(ptrace::Tracer& t, proc::Pid pid,
+                                 std::vector<ptrace::InjectedCall> calls, std::uint64_t insn) {
+    t.set_borrow_check([pid, calls = std::move(calls), insn](proc::Pid tid) {
+        if (ptrace::seccomp_info(pid, tid).mode != 0)
+            ptrace::check_injection_allowed(pid, tid, arch::host(), calls, insn);
+    });
+}
+
 // Remote system calls through one borrowed thread; a negative result in the errno range
 // is an error named by the call.
 class Remote {
@@ -533,29 +547,13 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     Remote remote(tracer, insn, m.arch, deadline);
     const auto& nr = remote.nr();
     {
-        // DESIGN §6: our calls pass through the target's seccomp filters, and a "kill"
-        // action would kill it. Filters are per thread and any thread may be borrowed:
-        // evaluate every call we will make, with its real flags, for every thread.
+        // Every call of the job (the undo path's munmap included), with its real flags.
         InjectionLayout layout{base, total, rec.payload_base, rec.capacity, {}, {}, page};
         for (const loader::Piece& p : img.pieces)
             layout.pieces.push_back({p.addr, p.bytes.size(), p.exec, p.write});
         for (const Thunk& th : thunks)
             layout.thunks.push_back({th.addr, th.file_offset});
-        std::vector<ptrace::InjectedCall> calls = injected_calls(m.arch, layout);
-        bool filtered = false;
-        for (proc::Pid tid : proc::threads(opt.pid))
-            if (ptrace::seccomp_info(opt.pid, tid).mode != 0) filtered = true;
-        if (filtered) {
-            tracer.stop_all(deadline);
-            try {
-                for (const auto& th : tracer.threads())
-                    ptrace::check_injection_allowed(opt.pid, th.tid, m.arch, calls, insn);
-            } catch (...) {
-                tracer.resume_all();
-                throw;
-            }
-            tracer.resume_all();
-        }
+        check_filters_when_borrowed(tracer, opt.pid, injected_calls(m.arch, layout), insn);
     }
     RemoteMappings mapped(remote);
     // The memfd's name travels on the borrowed thread's stack: no scratch mapping that a
@@ -732,9 +730,7 @@ void unmap_unused(proc::Pid pid, ptrace::Tracer& tracer, const proc::Memory& mem
                 calls.push_back({arch::syscalls(arch::host()).munmap,
                                  {r.start, r.end - r.start, 0, 0, 0, 0},
                                  "munmap"});
-            for (const auto& th : tracer.threads())
-                if (ptrace::seccomp_info(pid, th.tid).mode != 0)
-                    ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
+            check_filters_when_borrowed(tracer, pid, std::move(calls), insn);
             for (const auto& r : rec.mappings) {
                 std::int64_t rc =
                     tracer.remote_syscall(0, insn, arch::syscalls(arch::host()).munmap,
@@ -885,20 +881,7 @@ void remove_debris(proc::Pid pid, const proc::Memory& mem, const std::vector<pro
     std::vector<ptrace::InjectedCall> calls;
     for (const auto& [n, a] : calls_to_make)
         calls.push_back({n, a, n == nr.close ? "close" : "munmap"});
-    bool filtered = false;
-    for (proc::Pid tid : proc::threads(pid))
-        if (ptrace::seccomp_info(pid, tid).mode != 0) filtered = true;
-    if (filtered) {
-        tracer.stop_all(deadline);
-        try {
-            for (const auto& th : tracer.threads())
-                ptrace::check_injection_allowed(pid, th.tid, arch::host(), calls, insn);
-        } catch (...) {
-            tracer.resume_all();
-            throw;
-        }
-        tracer.resume_all();
-    }
+    check_filters_when_borrowed(tracer, pid, std::move(calls), insn);
     for (const auto& [n, a] : calls_to_make) {
         std::int64_t rc = tracer.remote_syscall(0, insn, n, a, deadline);
         if (rc < 0 && rc != -EBADF)

@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -98,6 +99,13 @@ class Tracer {
     std::int64_t remote_syscall(Pid tid, std::uint64_t syscall_insn, long nr,
                                 std::array<std::uint64_t, 6> args, Clock::time_point deadline,
                                 const StackArg* stack_arg = nullptr);
+    // Called before the first remote_syscall that borrows a thread, with that thread held
+    // in a stop. For what depends on the thread: its seccomp filters (DESIGN §6), read for
+    // the threads that run our calls only (a 1000-thread process: one /proc status read
+    // instead of 1000). A thread it refuses (hp::Error) is let go untouched and never
+    // borrowed again: remote_syscall(0, ...) chooses another, and throws the first refusal
+    // when none is left; remote_syscall(tid, ...) throws it at once.
+    void set_borrow_check(std::function<void(Pid)> check);
     // The thread remote_syscall(0, ...) would borrow.
     Pid choose_thread() const;
     // Does now, while the threads run, the searches of the target's memory that the first

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -289,6 +290,50 @@ TEST_CASE("remote_getpid_mmap_munmap_through_a_borrowed_thread") {
     CHECK(t.remote_syscall(v.pid(), insn, nrs().getpid, {}, in(seconds(5))) == v.pid());
     CHECK(proc::thread_state(v.pid(), v.pid()) == 't');
     t.resume_all();
+    CHECK(v.ping(in(seconds(5))));
+}
+
+// Tracer::set_borrow_check (hp-apply reads a thread's seccomp filters there): each thread
+// is checked once, before its first call; a refused thread is let go and another chosen;
+// with every thread refused, the first refusal is the answer.
+TEST_CASE("a_thread_the_borrow_check_refuses_is_let_go_and_another_is_borrowed") {
+    Victim v("threads");
+    REQUIRE(v.line_starting("ready", in(seconds(5))) != "");
+    std::uint64_t insn = syscall_insn(v.pid());
+    ptrace::Tracer t(v.pid(), in(seconds(5)));
+    const Pid first = t.choose_thread();
+    std::vector<Pid> asked;
+    t.set_borrow_check([&](Pid tid) {
+        asked.push_back(tid);
+        if (tid == first) throw Error(ErrorCode::NotEligible, fmt::format("refused {}", tid));
+    });
+    CHECK(t.remote_syscall(0, insn, nrs().getpid, {}, in(seconds(5))) == v.pid());
+    CHECK(t.remote_syscall(0, insn, nrs().getpid, {}, in(seconds(5))) == v.pid());
+    REQUIRE(asked.size() == 2); // the refused thread, then the one that ran both calls
+    CHECK(asked[0] == first);
+    CHECK(asked[1] != first);
+    CHECK(t.choose_thread() != first);
+    // Named by the caller: refused at once.
+    std::string msg;
+    CHECK(code_of([&] { t.remote_syscall(first, insn, nrs().getpid, {}, in(seconds(5))); }, &msg) ==
+          ErrorCode::NotEligible);
+    CHECK(msg == fmt::format("refused {}", first));
+    CHECK(v.ping(in(seconds(5))));
+
+    // Every thread refused: the first refusal, after each thread was asked once.
+    asked.clear();
+    t.set_borrow_check([&](Pid tid) {
+        asked.push_back(tid);
+        throw Error(ErrorCode::NotEligible, fmt::format("refused {}", tid));
+    });
+    CHECK(code_of([&] { t.remote_syscall(0, insn, nrs().getpid, {}, in(seconds(5))); }, &msg) ==
+          ErrorCode::NotEligible);
+    REQUIRE_FALSE(asked.empty());
+    CHECK(msg == fmt::format("refused {}", asked[0]));
+    std::sort(asked.begin(), asked.end());
+    CHECK(std::adjacent_find(asked.begin(), asked.end()) == asked.end());
+    CHECK(asked.size() == proc::threads(v.pid()).size());
+    // And the threads run on: none was left stopped.
     CHECK(v.ping(in(seconds(5))));
 }
 
