@@ -1113,23 +1113,23 @@ Pid Tracer::Impl::acquire_checked(Pid want, Clock::time_point deadline, bool& wa
             throw *borrow_error; // every usable thread was refused
         Pid tid = acquire(want, deadline, was_stopped);
         if (!borrow_check || borrow_checked.count(tid) != 0) return tid;
+        auto let_go = [&] {
+            if (Thread* x = find(tid)) {
+                x->hold = false;
+                if (!was_stopped) settle(*x);
+            }
+        };
         try {
             borrow_check(tid);
             borrow_checked.insert(tid);
             return tid;
         } catch (const Error& e) {
-            if (Thread* x = find(tid)) {
-                x->hold = false;
-                if (!was_stopped) settle(*x);
-            }
+            let_go();
             if (want != 0) throw;
             borrow_refused.insert(tid);
             if (!borrow_error) borrow_error = e;
         } catch (...) {
-            if (Thread* x = find(tid)) {
-                x->hold = false;
-                if (!was_stopped) settle(*x);
-            }
+            let_go();
             throw;
         }
     }
