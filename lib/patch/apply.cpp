@@ -918,7 +918,7 @@ static bool repair(proc::Pid pid, const proc::Memory& mem, std::vector<proc::Map
         maps = proc::read_maps(pid);
         records = find_records(mem, maps);
     }
-    auto debris = find_debris(pid, maps, records);
+    auto debris = find_debris(pid, mem, maps, records);
     if (!debris.empty()) {
         remove_debris(pid, mem, maps, debris, deadline);
         for (const Debris& d : debris)
@@ -945,7 +945,7 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         if (r.id == id) rec = &r;
     if (rec == nullptr || rec->state == State::Reverted) {
         // The remains of an apply killed before its record existed are removed here too.
-        for (const Debris& d : find_debris(pid, maps, records)) {
+        for (const Debris& d : find_debris(pid, mem, maps, records)) {
             if (d.id != id) continue;
             remove_debris(pid, mem, maps, {d}, deadline);
             out.repaired.push_back(
@@ -987,7 +987,7 @@ Outcome revert_impl(proc::Pid pid, const std::string& id, std::chrono::milliseco
         // A descriptor an interrupted apply of this id left open goes too.
         maps = proc::read_maps(pid);
         records = find_records(mem, maps);
-        for (const Debris& d : find_debris(pid, maps, records))
+        for (const Debris& d : find_debris(pid, mem, maps, records))
             if (d.id == id) {
                 remove_debris(pid, mem, maps, {d}, deadline);
                 out.repaired.push_back(fmt::format(

@@ -28,7 +28,10 @@ std::vector<ptrace::InjectedCall> injected_calls(arch::Arch a, const InjectionLa
              {th.addr, l.page, PROT_READ | PROT_EXEC, fixed_noreplace, kFd, th.file_offset},
              "mmap"});
     calls.push_back({nr.close, {kFd, 0, 0, 0, 0, 0}, "close"});
-    calls.push_back({nr.munmap, {l.base, l.total, 0, 0, 0, 0}, "munmap"}); // the undo path
+    // The undo path: the mapping, then each thunk page.
+    calls.push_back({nr.munmap, {l.base, l.total, 0, 0, 0, 0}, "munmap"});
+    for (const auto& th : l.thunks)
+        calls.push_back({nr.munmap, {th.addr, l.page, 0, 0, 0, 0}, "munmap"});
     return calls;
 }
 

@@ -45,7 +45,7 @@ struct InjectionLayout {
     }
 };
 
-// memfd_create, ftruncate, the mmaps, close, and the munmap of the undo path. The memfd's
+// memfd_create, ftruncate, the mmaps, close, and the munmaps of the undo path. The memfd's
 // number is not known before it exists: 3 stands in (filters rarely test descriptors).
 std::vector<ptrace::InjectedCall> injected_calls(arch::Arch a, const InjectionLayout& layout);
 

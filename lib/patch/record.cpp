@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fmt/format.h>
 #include <map>
+#include <set>
 #include <unistd.h>
 
 namespace hp::patch {
@@ -152,6 +153,7 @@ std::optional<Record> parse(ByteView b, std::uint64_t address) {
             } else {
                 if (!s.is_array() || s.size() < 6 || s.size() > 8)
                     throw std::runtime_error("bad site");
+                if (!s.at(0).is_number_unsigned()) throw std::runtime_error("bad module index");
                 const auto& mod = modules->at(s.at(0).get<std::size_t>());
                 if (!mod.is_array() || mod.size() != 2) throw std::runtime_error("bad module");
                 sr.module = mod.at(0).get<std::string>();
@@ -199,7 +201,8 @@ std::vector<Record> find_records(const proc::Memory& mem, const std::vector<proc
     return out;
 }
 
-std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>& maps,
+std::vector<Debris> find_debris(proc::Pid pid, const proc::Memory& mem,
+                                const std::vector<proc::Mapping>& maps,
                                 const std::vector<Record>& records) {
     // "/memfd:hotpatch:ID (deleted)" -> ID
     auto id_of = [](const std::string& path) -> std::optional<std::string> {
@@ -211,10 +214,20 @@ std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>&
             id.resize(id.size() - kDeleted.size());
         return id;
     };
+    // Ids whose first mapping starts with the record magic: a record, readable or not.
+    std::set<std::string> recorded;
+    for (const proc::Mapping& m : maps) {
+        auto id = id_of(m.path);
+        char magic[sizeof kMagic];
+        if (id && m.offset == 0 &&
+            mem.read_fallible(m.start, reinterpret_cast<std::uint8_t*>(magic), sizeof magic) &&
+            std::memcmp(magic, kMagic, sizeof kMagic) == 0)
+            recorded.insert(*id);
+    }
     std::map<std::string, Debris> by_id;
     for (const proc::Mapping& m : maps) {
         auto id = id_of(m.path);
-        if (!id) continue;
+        if (!id || recorded.count(*id) != 0) continue;
         bool owned = false;
         for (const Record& r : records)
             for (const MappingRange& rr : r.mappings)
@@ -238,7 +251,7 @@ std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>&
             if (n <= 0) continue;
             target[n] = 0;
             auto id = id_of(target);
-            if (!id) continue;
+            if (!id || recorded.count(*id) != 0) continue;
             Debris& db = by_id[*id];
             db.id = *id;
             db.fds.push_back(std::atoi(e->d_name));

@@ -81,7 +81,11 @@ struct Debris {
     std::vector<MappingRange> mappings;
     std::vector<int> fds; // in the target
 };
-std::vector<Debris> find_debris(proc::Pid pid, const std::vector<proc::Mapping>& maps,
+// A patch mapping that starts with a record's magic is never debris, even when its record
+// cannot be read (damaged, or written by another version of hotpatch): sites may lead
+// into it, and unmapping it would crash the process.
+std::vector<Debris> find_debris(proc::Pid pid, const proc::Memory& mem,
+                                const std::vector<proc::Mapping>& maps,
                                 const std::vector<Record>& records);
 
 // Whether an applied record has a site already holding its original bytes: what a revert

@@ -110,7 +110,7 @@ bool verify_process(proc::Pid pid, json& doc) {
         patches.push_back(std::move(pj));
     }
     // An apply killed before its record existed: mappings and a descriptor, nothing reachable.
-    for (const Debris& d : find_debris(pid, maps, records)) {
+    for (const Debris& d : find_debris(pid, mem, maps, records)) {
         json mj = json::array();
         for (const MappingRange& m : d.mappings)
             mj.push_back({{"start", hex_addr(m.start)}, {"end", hex_addr(m.end)}});

@@ -1126,6 +1126,11 @@ Pid Tracer::Impl::acquire_checked(Pid want, Clock::time_point deadline, bool& wa
         } catch (const Error& e) {
             let_go();
             if (want != 0) throw;
+            // A thread that exited while it was checked is no refusal: choose again
+            // (acquire() reports the process's own exit).
+            if ((e.code() == ErrorCode::ProcessExited || e.code() == ErrorCode::NoSuchProcess) &&
+                (proc::thread_state(pid, tid) == 'X' || proc::thread_state(pid, tid) == 'Z'))
+                continue;
             borrow_refused.insert(tid);
             if (!borrow_error) borrow_error = e;
         } catch (...) {

@@ -125,6 +125,9 @@ TEST_CASE("record: a damaged version 2 record is refused") {
     CHECK_FALSE(with_json(replace("[0,\"compute\"", "[7,\"compute\""))); // no module 7
     CHECK_FALSE(with_json(replace("[0,\"compute\"", "[-1,\"compute\"")));
     CHECK_FALSE(with_json(replace("[0,\"compute\"", "[\"0\",\"compute\"")));
+    CHECK_FALSE(with_json(replace("[0,\"compute\"", "[false,\"compute\"")));
+    CHECK_FALSE(with_json(replace("[0,\"compute\"", "[0.5,\"compute\"")));
+    CHECK_FALSE(with_json(replace("[0,\"compute\"", "[1e300,\"compute\"")));
     CHECK_FALSE(with_json(replace("\"488d874042\"", "\"488d87\""))); // lengths differ
     CHECK_FALSE(with_json(replace("\"488d874042\"", "\"zz\"")));
     CHECK_FALSE(with_json(replace("\"modules\":[", "\"modulez\":[")));
