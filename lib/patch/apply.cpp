@@ -546,15 +546,13 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
     const std::uint64_t insn = ptrace::find_syscall_insn(mem, maps, m.arch);
     Remote remote(tracer, insn, m.arch, deadline);
     const auto& nr = remote.nr();
-    {
-        // Every call of the job (the undo path's munmap included), with its real flags.
-        InjectionLayout layout{base, total, rec.payload_base, rec.capacity, {}, {}, page};
-        for (const loader::Piece& p : img.pieces)
-            layout.pieces.push_back({p.addr, p.bytes.size(), p.exec, p.write});
-        for (const Thunk& th : thunks)
-            layout.thunks.push_back({th.addr, th.file_offset});
-        check_filters_when_borrowed(tracer, opt.pid, injected_calls(m.arch, layout), insn);
-    }
+    // Every call of the job (the undo path's munmaps included), with its real flags.
+    InjectionLayout layout{base, total, rec.payload_base, rec.capacity, {}, {}, page};
+    for (const loader::Piece& p : img.pieces)
+        layout.pieces.push_back({p.addr, p.bytes.size(), p.exec, p.write});
+    for (const Thunk& th : thunks)
+        layout.thunks.push_back({th.addr, th.file_offset});
+    check_filters_when_borrowed(tracer, opt.pid, injected_calls(m.arch, layout), insn);
     RemoteMappings mapped(remote);
     // The memfd's name travels on the borrowed thread's stack: no scratch mapping that a
     // killed hp-apply could leave behind.
@@ -595,9 +593,9 @@ Outcome apply_impl(const package::Package& pkg, const std::string& package_sha25
                                 opt.pid, hex_addr(got), hex_addr(base)));
     // Each payload piece gets its final protection at once: code is never writable. A
     // read-only piece is already mapped as it must be.
-    for (const loader::Piece& p : img.pieces) {
-        if (!InjectionLayout::needs_mmap(p.exec, p.write, rec.capacity, rec.payload_base, base))
-            continue;
+    for (std::size_t i = 0; i < img.pieces.size(); ++i) {
+        const loader::Piece& p = img.pieces[i];
+        if (!layout.needs_mmap(layout.pieces[i])) continue;
         std::uint64_t prot = PROT_READ | (p.exec ? PROT_EXEC : 0) | (p.write ? PROT_WRITE : 0);
         remote.call("mmap (payload)", nr.mmap,
                     {p.addr, p.bytes.size(), prot, MAP_PRIVATE | MAP_FIXED, fd,

@@ -1307,13 +1307,12 @@ std::uint64_t find_code(const proc::Memory& mem, const std::vector<proc::Mapping
     Bytes buf; // one buffer: a fresh one per chunk costs page faults
     buf.reserve(kChunk);
     for (const proc::Mapping* m : order) {
-        std::optional<proc::MappingFile> file;
-        if (m->inode != 0) file.emplace(mem.pid(), *m);
-        bool from_file = file && file->ok();
+        const proc::MappingFile file(mem.pid(), *m); // !ok() for anonymous mappings
+        bool from_file = file.ok();
         for (std::uint64_t at = m->start; at < m->end;) {
             std::size_t len =
                 static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, m->end - at));
-            if (from_file && !file->read(at - m->start, len, buf))
+            if (from_file && !file.read(at - m->start, len, buf))
                 from_file = false; // and read this chunk from memory
             if (!from_file) {
                 buf.resize(len);
